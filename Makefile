@@ -1,0 +1,49 @@
+# The front door: every target sets up .venv itself on a fresh machine.
+#   make train-<project> ARGS="--epochs 3"     make test     make help
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# TensorFlow's CUDA build where a GPU answers, the (much smaller) CPU wheel elsewhere.
+TF_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+STAMP  := $(VENV)/.installed-$(TF_EXTRA)
+PROJECTS := $(notdir $(patsubst %/,%,$(dir $(wildcard projects/*/__main__.py))))
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test lint bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@echo "  projects:          $(PROJECTS)"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -e ".[$(TF_EXTRA),dev]"
+	touch $@
+
+venv: $(STAMP) ## create .venv and install the project (CPU or GPU TensorFlow)
+
+train-%: $(STAMP) ## train a project: make train-mnist_cnn ARGS="--epochs 3"
+	$(PY) -m projects.$* train $(ARGS)
+
+tune-%: $(STAMP) ## keras-tuner search: make tune-mnist_cnn ARGS="--max-trials 10"
+	$(PY) -m projects.$* tune $(ARGS)
+
+evaluate-%: $(STAMP) ## re-evaluate a run (default runs/<project>/latest)
+	$(PY) -m projects.$* evaluate $(ARGS)
+
+export-%: $(STAMP) ## export a run's SavedModel and check it in a fresh process
+	$(PY) -m projects.$* export $(ARGS)
+
+test: $(STAMP) ## the whole test suite: no network, no dataset mirror
+	$(PY) -m pytest $(ARGS)
+
+lint: $(STAMP) ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP) ## throughput and time-to-accuracy benchmarks (needs the real data)
+	$(PY) -m benchmarks $(ARGS)
+
+clean: ## remove caches (keeps .venv and runs/)
+	rm -rf .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,109 @@
+"""The standard callbacks every run gets, and the learning-rate schedules.
+
+Order matters: the schedule reads the compiled learning rate in `on_train_begin`, so it sits before
+`BackupAndRestore`, which restores the optimizer (and its decayed rate) when a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from shared.config import UserError
+
+
+class CosineDecayByEpoch(keras.callbacks.Callback):
+    """Cosine decay from the compiled learning rate to `final_fraction` of it over `epochs`.
+
+    It depends on the epoch index alone, so a resumed run continues the same curve.
+    """
+
+    def __init__(self, epochs: int, final_fraction: float = 0.01):
+        super().__init__()
+        self.epochs, self.final_fraction = max(1, epochs), final_fraction
+        self.base_rate: float | None = None
+
+    def on_train_begin(self, logs=None):
+        self.base_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def rate(self, epoch: int) -> float:
+        cosine = 0.5 * (1 + math.cos(math.pi * min(epoch, self.epochs) / self.epochs))
+        return self.base_rate * (self.final_fraction + (1 - self.final_fraction) * cosine)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate = self.rate(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """`TerminateOnNaN` that also remembers it fired, so the runner can fail the run loudly."""
+
+    fired = False
+
+    def on_batch_end(self, batch, logs=None):
+        super().on_batch_end(batch, logs)
+        if self.model.stop_training:
+            self.fired = True
+
+
+def best_so_far(history_csv: Path, monitor: str, mode: str) -> float | None:
+    """The best `monitor` value in an earlier part of this run (for a resumed best-checkpoint)."""
+    if not history_csv.is_file():
+        return None
+    with history_csv.open(newline="") as f:
+        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor) not in (None, "")]
+    values = [v for v in values if np.isfinite(v)]
+    if not values:
+        return None
+    return max(values) if mode == "max" else min(values)
+
+
+def standard_callbacks(
+    run_dir: Path,
+    *,
+    epochs: int,
+    monitor: str,
+    mode: str,
+    lr_schedule: str = "cosine",
+    patience: int = 0,
+) -> list[keras.callbacks.Callback]:
+    """Best checkpoint, BackupAndRestore, early stopping, TensorBoard, CSV history, NaN stop, LR schedule."""
+    callbacks: list[keras.callbacks.Callback] = []
+    if lr_schedule == "cosine":
+        callbacks.append(CosineDecayByEpoch(epochs))
+    elif lr_schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.5, patience=2)
+        )
+    elif lr_schedule != "constant":
+        raise UserError(f"--lr-schedule must be cosine, plateau or constant; got {lr_schedule!r}")
+    callbacks.append(
+        # double_checkpoint: a run killed while writing its backup falls back to the one before
+        keras.callbacks.BackupAndRestore(
+            str(run_dir / "backup"), double_checkpoint=True, delete_checkpoint=False
+        )  # the runner removes it once all is saved
+    )
+    callbacks.append(StopOnNaN())
+    if patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience))
+    history = run_dir / "history.csv"
+    callbacks += [
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / "checkpoints" / "best.weights.h5"),
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=best_so_far(history, monitor, mode),
+        ),
+        keras.callbacks.CSVLogger(str(history), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "logs")),
+    ]
+    return callbacks

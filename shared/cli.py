@@ -1,0 +1,158 @@
+"""`python -m projects.<name> {train,tune,evaluate,export,predict,...}`: the shared command line.
+
+Parse, resolve the run config, call the runner. Problems a user can fix print one `error:` line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from shared.config import (
+    LR_SCHEDULES,
+    PRECISIONS,
+    STRATEGIES,
+    RunConfig,
+    UserError,
+    load_hparams_file,
+    parse_hparam_assignment,
+)
+from shared.project import Project
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
+    base = RunConfig(project="", **defaults)
+    add = parser.add_argument
+    add("--data-dir", help="folder holding <dataset>/<file> (default: $DATA_DIR, else ~/.keras/datasets)")
+    add("--run-dir", help="run folder (default: runs/<project>/<UTC time>); an unfinished one is resumed")
+    add("--epochs", type=int, default=base.epochs, help="epochs (default: %(default)s)")
+    add(
+        "--batch-size",
+        type=int,
+        default=base.batch_size,
+        help="batch size per replica (default: %(default)s)",
+    )
+    add("--global-batch-size", type=int, help="global batch instead; must divide by the replica count")
+    add(
+        "--seed",
+        type=int,
+        default=base.seed,
+        help="seeds Python, NumPy and TensorFlow (default: %(default)s)",
+    )
+    add(
+        "--strategy",
+        choices=STRATEGIES,
+        default=base.strategy,
+        help="auto: multi_worker if TF_CONFIG is set, mirrored over 2+ GPUs, else one device",
+    )
+    add("--cpu-replicas", type=int, default=base.cpu_replicas, help="split the CPU into N logical devices")
+    add(
+        "--mixed-precision",
+        choices=PRECISIONS,
+        default=base.mixed_precision,
+        help="auto: float16 on GPUs only",
+    )
+    add("--deterministic", action="store_true", help="turn on TensorFlow op determinism (slower)")
+    add("--lr-schedule", choices=LR_SCHEDULES, default=base.lr_schedule, help="(default: %(default)s)")
+    add(
+        "--patience",
+        type=int,
+        default=base.early_stopping_patience,
+        dest="early_stopping_patience",
+        help="early-stopping patience in epochs; 0 turns it off (default: %(default)s)",
+    )
+    add("--hparams", dest="hparams_file", help="JSON of hyperparameter values, e.g. tune's best_hparams.json")
+    add("--hp", action="append", default=[], metavar="KEY=VALUE", help="one hyperparameter (repeatable)")
+    add("--smoke", action="store_true", help="a few steps on tiny generated data: no dataset needed")
+
+
+def config_from_args(project: Project, args: argparse.Namespace) -> RunConfig:
+    hparams = load_hparams_file(args.hparams_file) if args.hparams_file else {}
+    hparams.update(parse_hparam_assignment(text) for text in args.hp)
+    for name in ("epochs", "cpu_replicas", "early_stopping_patience"):
+        if getattr(args, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')} cannot be negative")
+    return RunConfig(
+        project=project.name,
+        data_dir=args.data_dir,
+        run_dir=args.run_dir,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        global_batch_size=args.global_batch_size,
+        seed=args.seed,
+        strategy=args.strategy,
+        cpu_replicas=args.cpu_replicas,
+        mixed_precision=args.mixed_precision,
+        deterministic=args.deterministic,
+        lr_schedule=args.lr_schedule,
+        early_stopping_patience=args.early_stopping_patience,
+        hparams_file=args.hparams_file,
+        hparams=hparams,
+        smoke=args.smoke,
+    )
+
+
+def build_parser(project: Project) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m projects.{project.name}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_run_arguments(
+        commands.add_parser("train", help="train, evaluate and export one run"), project.defaults
+    )
+    tune = commands.add_parser("tune", help="keras-tuner search; writes best_hparams.json")
+    add_run_arguments(tune, project.defaults)
+    tune.add_argument("--tuner", choices=("bayesian", "hyperband", "random"), default="bayesian")
+    tune.add_argument("--max-trials", type=int, default=10, help="trial budget (default: %(default)s)")
+    latest = f"runs/{project.name}/latest"
+    for name, text in (
+        ("evaluate", "re-evaluate a run on its test split"),
+        ("export", "export a run's SavedModel and check it in a fresh process"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("run", nargs="?", default=latest, help=f"run folder (default: {latest})")
+        sub.add_argument("--data-dir", help="override the run's data directory")
+    for name, command in project.commands.items():
+        command.add_arguments(commands.add_parser(name, help=command.help))
+    return parser
+
+
+def run(project: Project, args: argparse.Namespace) -> int:
+    if args.command in project.commands:
+        return project.commands[args.command].run(args)
+    from shared import runner
+
+    if args.command == "train":
+        run_dir = runner.train(project, config_from_args(project, args))
+        print(run_dir)  # the last line: scripts read the run folder from here
+    elif args.command == "tune":
+        from shared.tuning import tune
+
+        print(tune(project, config_from_args(project, args), args.tuner, args.max_trials))
+    elif args.command in ("evaluate", "export"):
+        run_dir = Path(args.run)
+        cfg = runner.load_run(run_dir)
+        if args.data_dir:
+            cfg.data_dir = args.data_dir
+        splits = project.load_data(cfg)
+        if args.command == "export":
+            runner.export_run(project, run_dir, splits)
+            print(run_dir / "saved_model")
+        else:
+            metrics = runner.reevaluate(project, run_dir, cfg, splits)
+            for key, value in sorted(metrics.items()):
+                if isinstance(value, (int, float)):
+                    print(f"{key}: {value}")
+    return 0
+
+
+def main(project: Project, argv: list[str] | None = None) -> int:
+    args = build_parser(project).parse_args(argv)
+    try:
+        return run(project, args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command with --run-dir to resume", file=sys.stderr)
+        return 130

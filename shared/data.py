@@ -1,0 +1,91 @@
+"""Finding dataset files in the data directory, downloading them when online, and tf.data pipelines.
+
+Files are looked for at `<data-dir>/<dataset>/<file>`. A file found there is used as it is (loaders check
+its contents), because mirrored copies can hold the same data in different bytes than the original download.
+A missing file is downloaded with `keras.utils.get_file` and checked against the original's sha256 (never
+with DATA_OFFLINE=1); offline, the error names the file, where it was looked for and how to get it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from shared.config import UserError
+
+
+class DatasetMissingError(UserError):
+    """A dataset file is neither in the data directory nor downloadable."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A dataset file: where it lives in the data directory and where the original can be downloaded."""
+
+    dataset: str  # sub-folder of the data directory, e.g. "mnist"
+    filename: str  # e.g. "mnist.npz"
+    url: str | None = None
+    sha256: str | None = None  # of the original download
+
+
+def locate(remote: RemoteFile, data_dir: Path, download: bool = True) -> Path:
+    """Returns `<data_dir>/<dataset>/<filename>`, downloading it first if it is missing and a URL is known."""
+    path = Path(data_dir) / remote.dataset / remote.filename
+    if path.is_file():
+        return path
+    problem = "it is not there"
+    if os.environ.get("DATA_OFFLINE"):
+        download, problem = False, "it is not there (DATA_OFFLINE is set, so no download was tried)"
+    if download and remote.url:
+        try:
+            fetched = keras.utils.get_file(
+                fname=remote.filename,
+                origin=remote.url,
+                file_hash=remote.sha256,
+                cache_dir=str(Path(data_dir).resolve()),
+                cache_subdir=remote.dataset,
+            )
+            return Path(fetched)
+        except Exception as e:  # get_file raises bare Exception for network errors
+            problem = f"it is not there and the download from {remote.url} failed ({_short(e)})"
+    checksum = f" (sha256 {remote.sha256})" if remote.sha256 else ""
+    source = f"download it from {remote.url}{checksum} and " if remote.url else ""
+    raise DatasetMissingError(
+        f"dataset file {remote.filename} not found: looked for {path}, and {problem}. "
+        f"To fix: {source}put it at {path}, or point --data-dir (or DATA_DIR) at a folder holding "
+        f"{remote.dataset}/{remote.filename}. For a quick check without data, add --smoke."
+    )
+
+
+def _short(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[-1][:200] if text else type(error).__name__
+
+
+def batched(
+    dataset: tf.data.Dataset,
+    global_batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    cache: bool = True,
+) -> tf.data.Dataset:
+    """cache -> shuffle -> batch (global size) -> prefetch, for one split of unbatched examples.
+
+    Sharding is set to DATA explicitly: the default AUTO policy falls back to it silently for in-memory
+    data under MultiWorkerMirroredStrategy, and a stated policy is one nobody has to guess.
+    """
+    if cache:
+        dataset = dataset.cache()
+    if shuffle:
+        size = int(dataset.cardinality())
+        buffer = size if 0 < size <= 100_000 else 10_000
+        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(global_batch_size).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)

@@ -1,0 +1,93 @@
+"""Serving exports: a SavedModel with a named signature, checked by reloading it in a fresh process.
+
+The project supplies the endpoint (raw inputs in, preprocessing inside, named outputs out); this module
+tracks the model in a `keras.export.ExportArchive`, writes it, and compares the reloaded signature's answers
+with the in-memory model's. Run as `python -m shared.export SAVED_MODEL INPUTS.npz OUTPUTS.npz` it is the
+fresh process: it loads the SavedModel with TensorFlow alone and writes the signature's outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+SIGNATURE = "serving_default"
+
+
+def export_saved_model(model, endpoint, path: Path) -> dict[str, np.ndarray]:
+    """Writes the SavedModel; returns the endpoint's eager answers on the example inputs (the reference)."""
+    import keras
+    import tensorflow as tf
+
+    serve, input_signature, examples = endpoint
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name=SIGNATURE, fn=serve, input_signature=input_signature)
+    archive.write_out(str(path), verbose=False)
+    reference = serve(**{name: tf.constant(value) for name, value in examples.items()})
+    return {name: np.asarray(value) for name, value in reference.items()}
+
+
+def check_in_fresh_process(
+    path: Path, examples: dict[str, np.ndarray], reference: dict[str, np.ndarray], atol: float = 1e-5
+) -> dict[str, float]:
+    """Reloads the SavedModel in a new Python process and compares every output with `reference`.
+
+    Returns the largest absolute difference per output; raises AssertionError past `atol`.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs, outputs = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
+        np.savez(inputs, **examples)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        result = subprocess.run(
+            [sys.executable, "-m", "shared.export", str(path), str(inputs), str(outputs)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"reloading {path} in a fresh process failed:\n{result.stderr[-3000:]}")
+        with np.load(outputs) as loaded:
+            served = {name: loaded[name] for name in loaded.files}
+    differences = {}
+    for name, expected in reference.items():
+        if name not in served:
+            raise AssertionError(f"the reloaded signature has no output {name!r} (it has {sorted(served)})")
+        got = served[name]
+        if got.shape != expected.shape:
+            raise AssertionError(f"output {name!r}: shape {got.shape} after reload, {expected.shape} before")
+        differences[name] = float(
+            np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64)), initial=0)
+        )
+        if differences[name] > atol:
+            raise AssertionError(
+                f"output {name!r} differs by {differences[name]:.3g} after reload (atol {atol})"
+            )
+    return differences
+
+
+def serve_saved_model(path: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Calls the SavedModel's serving signature (TensorFlow only, no Keras or project code)."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(path)).signatures[SIGNATURE]
+    outputs = signature(**{name: tf.constant(value) for name, value in inputs.items()})
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+def _main(argv: list[str]) -> int:
+    saved_model, inputs_npz, outputs_npz = argv
+    with np.load(inputs_npz) as f:
+        inputs = {name: f[name] for name in f.files}
+    np.savez(outputs_npz, **serve_saved_model(Path(saved_model), inputs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,125 @@
+"""What a run leaves for people to read: metrics.json, plots and report.md. Plots are files, never windows."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: works on machines without a display
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (np.ndarray, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def plot_history(history_csv: Path, out: Path) -> Path | None:
+    """One panel per metric, training and validation curves together."""
+    if not history_csv.is_file():
+        return None
+    history = pd.read_csv(history_csv)
+    names = [c for c in history.columns if c != "epoch" and not c.startswith("val_")]
+    if not names:
+        return None
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.6), squeeze=False)
+    epochs = history["epoch"] + 1
+    for ax, name in zip(axes[0], names, strict=True):
+        ax.plot(epochs, history[name], label="train")
+        if f"val_{name}" in history:
+            ax.plot(epochs, history[f"val_{name}"], label="validation")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, out)
+
+
+def plot_confusion_matrix(
+    y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], out: Path
+) -> Path:
+    matrix = confusion_matrix(y_true, y_pred, labels=list(range(len(class_names))))
+    size = max(4.0, 0.55 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(np.log1p(matrix), cmap="Blues")  # log scale: the off-diagonal mistakes stay visible
+    for i, j in np.ndindex(matrix.shape):
+        if matrix[i, j]:
+            color = "white" if matrix[i, j] > matrix.max() / 3 else "black"
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8, color=color)
+    ax.set_xticks(range(len(class_names)), class_names)
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("confusion matrix (test)")
+    return _save(fig, out)
+
+
+def image_grid(images: np.ndarray, titles: Sequence[str], out: Path, columns: int = 8) -> Path:
+    rows = max(1, math.ceil(len(images) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles, strict=False):
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
+        ax.set_title(title, fontsize=8)
+    return _save(fig, out)
+
+
+def _save(fig: plt.Figure, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def write_report(run_dir: Path, title: str, metrics: dict[str, Any], config: dict[str, Any]) -> Path:
+    """report.md: the headline metrics, every plot in plots/, and the settings that produced them."""
+    lines = [
+        f"# {title}",
+        "",
+        f"Run folder: `{run_dir}`",
+        "",
+        "## Metrics",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    for key, value in sorted(metrics.items()):
+        if isinstance(value, (int, float, str, bool)):
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            lines.append(f"| {key} | {shown} |")
+    plots = sorted((run_dir / "plots").glob("*.png"))
+    if plots:
+        lines += ["", "## Plots", ""]
+        for plot in plots:
+            lines += [f"### {plot.stem.replace('_', ' ')}", "", f"![{plot.stem}](plots/{plot.name})", ""]
+    lines += [
+        "## Settings",
+        "",
+        "```json",
+        json.dumps(config, indent=2, sort_keys=True, default=str),
+        "```",
+        "",
+    ]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,270 @@
+"""One training run: seed, strategy, data, model, fit, evaluate, save, export, report.
+
+Projects never write a training loop; a custom step is a `train_step` override inside the model. A run
+folder that already holds an unfinished run is resumed from its last epoch (BackupAndRestore).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner as kt
+import tensorflow as tf
+
+from shared import callbacks as cb
+from shared import export, reporting
+from shared.config import RunConfig, UserError, check_resume_compatible
+from shared.data import batched
+from shared.project import Project, Splits
+from shared.strategy import configure_precision, global_batch_size, make_strategy, worker_index
+
+RUNS_ROOT = Path("runs")
+
+
+class TrainingDivergedError(UserError):
+    """The loss became NaN or infinite and TerminateOnNaN stopped the run."""
+
+
+def set_seeds(cfg: RunConfig) -> None:
+    keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def hyperparameters(values: dict[str, Any]) -> kt.HyperParameters:
+    """HyperParameters pre-filled with `values`: `build_model` then takes them instead of its defaults."""
+    hp = kt.HyperParameters()
+    hp.values.update(values)
+    return hp
+
+
+def build_checked(project: Project, values: dict[str, Any]) -> tuple[keras.Model, kt.HyperParameters]:
+    """`build_model` with `values` in place of defaults; a bad name or type is a UserError that names it.
+
+    Given values are checked against the space of a model built with defaults first, since a wrongly
+    typed value can break the build itself; whole numbers given for float hyperparameters become floats.
+    """
+    if values:
+        defaults = hyperparameters({})
+        project.build_model(defaults)
+        values = check_hyperparameters(defaults, values)
+    hp = hyperparameters(values)
+    return project.build_model(hp), hp
+
+
+def check_hyperparameters(hp: kt.HyperParameters, given: dict[str, Any]) -> dict[str, Any]:
+    """Each given name must be one `build_model(hp)` used, with a value of its type; returns the values."""
+    known = {h.name: h for h in hp.space}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise UserError(
+            f"unknown hyperparameter(s) {', '.join(unknown)}; this model has: {', '.join(sorted(known))}"
+        )
+    checked = {}
+    for name, value in given.items():
+        expected = _hp_type(known[name])
+        if expected and not _matches(value, expected):
+            raise UserError(f"hyperparameter {name} must be {expected.__name__}, got {value!r}")
+        checked[name] = float(value) if expected is float else value
+    return checked
+
+
+def _hp_type(h) -> type | None:
+    if isinstance(h, kt.engine.hyperparameters.Boolean):
+        return bool
+    if isinstance(h, kt.engine.hyperparameters.Int):
+        return int
+    if isinstance(h, kt.engine.hyperparameters.Float):
+        return float
+    if isinstance(h, kt.engine.hyperparameters.Choice):
+        return type(h.values[0])
+    return None
+
+
+def _matches(value: Any, expected: type) -> bool:
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def prepare_run_dir(cfg: RunConfig, runtime: dict[str, Any]) -> tuple[Path, bool]:
+    """Creates (or reopens, to resume) the run folder and records config.json. Returns (path, resuming)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else RUNS_ROOT / cfg.project / stamp
+    config_path = run_dir / "config.json"
+    resuming = config_path.is_file()
+    if resuming:
+        saved = json.loads(config_path.read_text())["run"]
+        check_resume_compatible(saved, cfg.to_json(), run_dir)
+        if (run_dir / "metrics.json").is_file() and not (run_dir / "backup").exists():
+            raise UserError(f"{run_dir} holds a finished run; pass a new --run-dir to train again")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    reporting.write_json(config_path, {"run": cfg.to_json(), "runtime": runtime})
+    if run_dir.parent.resolve() == (RUNS_ROOT / cfg.project).resolve():
+        latest = run_dir.parent / "latest"
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(run_dir.name, target_is_directory=True)
+    return run_dir, resuming
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_seconds` to the logs, so history.csv holds the training time even across resumes."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self.start
+
+
+def train(project: Project, cfg: RunConfig) -> Path:
+    """Trains, evaluates, saves and exports one run; returns the run folder."""
+    strategy = make_strategy(cfg.strategy, cfg.cpu_replicas)  # first: it configures the runtime
+    set_seeds(cfg)
+    policy = configure_precision(cfg.mixed_precision)
+    replicas = strategy.num_replicas_in_sync
+    batch = global_batch_size(cfg.batch_size, replicas, cfg.global_batch_size)
+    worker, is_chief = worker_index()
+    runtime = {
+        "replicas": replicas,
+        "global_batch_size": batch,
+        "strategy": type(strategy).__name__,
+        "dtype_policy": policy,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "data_dir": str(cfg.resolved_data_dir().resolve()),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+    run_dir, resuming = prepare_run_dir(cfg, runtime) if is_chief else _worker_dir(cfg, worker)
+    print(
+        f"{project.name}: {runtime['strategy']} with {replicas} replica(s), global batch {batch} "
+        f"({batch // replicas} per replica), {policy}; run folder {run_dir}"
+        + (" (resuming)" if resuming else ""),
+        flush=True,
+    )
+
+    splits = project.load_data(cfg)
+    train_ds = batched(splits.train, batch, shuffle=True, seed=cfg.seed)
+    val_ds = batched(splits.validation, batch, shuffle=False, seed=cfg.seed)
+    with strategy.scope():
+        model, hp = build_checked(project, cfg.hparams)
+    reporting.write_json(run_dir / "hparams.json", hp.values)
+
+    callbacks = [
+        EpochTimer(),
+        *cb.standard_callbacks(
+            run_dir,
+            epochs=cfg.epochs,
+            monitor=project.objective,
+            mode=project.objective_direction,
+            lr_schedule=cfg.lr_schedule,
+            patience=cfg.early_stopping_patience,
+        ),
+    ]
+    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks)
+    if any(isinstance(c, cb.StopOnNaN) and c.fired for c in callbacks):
+        raise TrainingDivergedError(
+            f"the loss became NaN or infinite; training stopped (run folder {run_dir}). "
+            "Lower the learning rate (--hp learning_rate=...) or check the data for NaNs."
+        )
+    best = run_dir / "checkpoints" / "best.weights.h5"
+    if best.is_file():
+        model.load_weights(str(best))  # the epoch with the best validation objective, not the last
+    metrics = evaluate_model(project, model, splits, cfg, run_dir)  # every worker: evaluation is collective
+    if is_chief:
+        model.save(str(run_dir / "model.keras"))
+        metrics.update(export_run(project, run_dir, splits))
+        finish_report(project, run_dir, metrics)
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)  # everything is saved: nothing left to resume
+    return run_dir
+
+
+def _worker_dir(cfg: RunConfig, worker: int) -> tuple[Path, bool]:
+    """A non-chief worker's own folder, inside the chief's, for its backup, checkpoint and logs.
+
+    Keras 3 callbacks know nothing of chief and workers, so each worker writes its own files; their
+    weights are identical, so each reloads the same best checkpoint.
+    """
+    base = Path(cfg.run_dir) if cfg.run_dir else RUNS_ROOT / cfg.project / "workers"
+    path = base / "workers" / f"worker-{worker}" if cfg.run_dir else base / f"worker-{worker}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path, (path / "backup").exists()
+
+
+def evaluate_model(
+    project: Project, model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path
+) -> dict:
+    """The project's metrics on the test split, with the training summary from history.csv."""
+    metrics = dict(project.evaluate(model, splits, cfg, run_dir))
+    history = run_dir / "history.csv"
+    if history.is_file():
+        import pandas as pd
+
+        frame = pd.read_csv(history)
+        metrics["epochs_trained"] = int(frame["epoch"].max()) + 1
+        if "epoch_seconds" in frame:
+            metrics["train_seconds"] = round(float(frame["epoch_seconds"].sum()), 1)
+    metrics["parameters"] = int(model.count_params())
+    metrics["data"] = splits.info
+    return metrics
+
+
+def compiled_metrics(model: keras.Model, dataset: tf.data.Dataset, prefix: str = "test_") -> dict[str, float]:
+    """`model.evaluate` on a batched split, names prefixed (loss -> test_loss, accuracy -> test_accuracy)."""
+    results = model.evaluate(dataset, return_dict=True, verbose=0)
+    return {f"{prefix}{name}": float(value) for name, value in results.items()}
+
+
+def export_run(project: Project, run_dir: Path, splits: Splits) -> dict[str, float]:
+    """Exports model.keras as a SavedModel, checks it in a fresh process; returns the largest differences."""
+    model = keras.models.load_model(str(run_dir / "model.keras"), compile=False)
+    endpoint = project.serving_endpoint(model, splits)
+    path = run_dir / "saved_model"
+    reference = export.export_saved_model(model, endpoint, path)
+    differences = export.check_in_fresh_process(path, endpoint[2], reference)
+    print(f"exported {path}; reloaded in a fresh process, largest difference {max(differences.values()):.2g}")
+    return {f"export_max_abs_diff_{name}": diff for name, diff in differences.items()}
+
+
+def finish_report(project: Project, run_dir: Path, metrics: dict[str, Any]) -> None:
+    reporting.plot_history(run_dir / "history.csv", run_dir / "plots" / "training_curves.png")
+    reporting.write_json(run_dir / "metrics.json", metrics)
+    config = json.loads((run_dir / "config.json").read_text())
+    hparams = json.loads((run_dir / "hparams.json").read_text())
+    reporting.write_report(run_dir, f"{project.name} run", metrics, {**config, "hparams": hparams})
+
+
+def load_run(run_dir: Path) -> RunConfig:
+    """The RunConfig a run folder was trained with."""
+    config_path = Path(run_dir) / "config.json"
+    if not config_path.is_file():
+        raise UserError(f"{run_dir} is not a run folder (no config.json); train first or pass a run folder")
+    if not (Path(run_dir) / "model.keras").is_file():
+        raise UserError(
+            f"{run_dir} has no model.keras: the run did not finish; rerun train with this --run-dir"
+        )
+    return RunConfig(**json.loads(config_path.read_text())["run"])
+
+
+def reevaluate(project: Project, run_dir: Path, cfg: RunConfig, splits: Splits) -> dict[str, Any]:
+    """Evaluates a finished run's model.keras again; updates metrics.json and report.md."""
+    model = keras.models.load_model(str(run_dir / "model.keras"))
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics.update(evaluate_model(project, model, splits, cfg, run_dir))
+    finish_report(project, run_dir, metrics)
+    return metrics

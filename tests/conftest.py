@@ -1,0 +1,50 @@
+"""Shared test helpers: run a project's real command line in a subprocess, on tiny data, offline."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli_env(tmp_dir: Path, **extra: str) -> dict[str, str]:
+    """No dataset mirror, no downloads, no GPU, quiet TensorFlow; the repo importable from anywhere."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "DATA_DIR")}
+    env.update(
+        PYTHONPATH=str(REPO),
+        DATA_DIR=str(tmp_dir / "no-data"),
+        DATA_OFFLINE="1",
+        CUDA_VISIBLE_DEVICES="",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        **extra,
+    )
+    return env
+
+
+def run_cli(
+    project: str, *args: str, cwd: Path, timeout: int = 600, **env: str
+) -> subprocess.CompletedProcess:
+    """`python -m projects.<project> ARGS` from `cwd` (so a stray runs/ folder lands in a temp dir)."""
+    return subprocess.run(
+        [sys.executable, "-m", f"projects.{project}", *args],
+        cwd=cwd,
+        env=cli_env(cwd, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("session")

@@ -1,0 +1,341 @@
+"""mnist_cnn through its real command line, on generated digits (--smoke): no dataset, no network."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from projects.mnist_cnn.predict import to_mnist
+from tests.conftest import REPO, cli_env, last_line, run_cli
+
+SMOKE = ("--smoke", "--epochs", "3", "--batch-size", "64")
+
+
+def check_finished_run(run_dir: Path, min_accuracy: float = 0.5) -> dict:
+    for name in (
+        "config.json",
+        "hparams.json",
+        "history.csv",
+        "metrics.json",
+        "model.keras",
+        "report.md",
+        "saved_model/saved_model.pb",
+        "checkpoints/best.weights.h5",
+        "plots/training_curves.png",
+        "plots/confusion_matrix.png",
+    ):
+        assert (run_dir / name).exists(), f"missing {name}"
+    assert any((run_dir / "logs").rglob("events.out.tfevents.*")), "no TensorBoard events"
+    assert not (run_dir / "backup").exists(), "a finished run should leave no backup to resume"
+    history = pd.read_csv(run_dir / "history.csv")
+    assert np.isfinite(history["loss"]).all() and np.isfinite(history["val_loss"]).all()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert np.isfinite(metrics["test_loss"])
+    assert metrics["test_accuracy"] > min_accuracy, f"chance is 0.1; got {metrics['test_accuracy']}"
+    assert "test_accuracy" in (run_dir / "report.md").read_text()
+    return metrics
+
+
+@pytest.fixture(scope="module")
+def smoke_run(session_dir) -> Path:
+    run_dir = session_dir / "mnist_one_device"
+    result = run_cli("mnist_cnn", "train", *SMOKE, "--run-dir", str(run_dir), cwd=session_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert last_line(result.stdout) == str(run_dir), "train must print the run folder last"
+    return run_dir
+
+
+def test_smoke_train_on_one_device(smoke_run):
+    metrics = check_finished_run(smoke_run)
+    config = json.loads((smoke_run / "config.json").read_text())
+    assert config["runtime"]["replicas"] == 1
+    assert config["run"]["epochs"] == 3 and config["run"]["smoke"] is True
+    assert metrics["epochs_trained"] == 3
+    assert metrics["export_max_abs_diff_probabilities"] <= 1e-5
+
+
+def test_smoke_train_on_two_cpu_replicas(tmp_path):
+    run_dir = tmp_path / "mirrored"
+    result = run_cli(
+        "mnist_cnn",
+        "train",
+        *SMOKE,
+        "--strategy",
+        "mirrored",
+        "--cpu-replicas",
+        "2",
+        "--run-dir",
+        str(run_dir),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    check_finished_run(run_dir)
+    runtime = json.loads((run_dir / "config.json").read_text())["runtime"]
+    assert runtime["strategy"] == "MirroredStrategy"
+    assert runtime["replicas"] == 2 and runtime["global_batch_size"] == 128
+
+
+def test_a_killed_run_resumes_where_it_stopped(tmp_path):
+    run_dir = tmp_path / "killed"
+    args = [
+        sys.executable,
+        "-m",
+        "projects.mnist_cnn",
+        "train",
+        "--smoke",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "32",
+        "--run-dir",
+        str(run_dir),
+    ]
+    process = subprocess.Popen(
+        args, cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    metadata, history = run_dir / "backup" / "training_metadata.json", run_dir / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if metadata.is_file() and history.is_file() and len(history.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the run must still be training when it is killed"
+    assert json.loads(metadata.read_text())["epoch"] >= 1
+    assert not (run_dir / "metrics.json").exists()
+
+    result = run_cli(
+        "mnist_cnn",
+        "train",
+        "--smoke",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "32",
+        "--run-dir",
+        str(run_dir),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(resuming)" in result.stdout
+    assert "Epoch 1/4" not in result.stdout, "the resumed run started again at epoch 0"
+    assert "Epoch 4/4" in result.stdout
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs_trained"] == 4
+    assert pd.read_csv(run_dir / "history.csv")["epoch"].max() == 3
+
+
+def test_a_finished_run_is_not_overwritten(smoke_run):
+    result = run_cli("mnist_cnn", "train", *SMOKE, "--run-dir", str(smoke_run), cwd=smoke_run.parent)
+    assert result.returncode == 2
+    assert "holds a finished run" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_reloads_in_a_fresh_process_with_the_keras_answers(smoke_run, tmp_path):
+    result = run_cli("mnist_cnn", "export", str(smoke_run), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert last_line(result.stdout) == str(smoke_run / "saved_model")
+
+    import keras
+
+    images = np.random.default_rng(0).integers(0, 256, (16, 28, 28), dtype=np.uint8)
+    expected = keras.models.load_model(smoke_run / "model.keras").predict(images, verbose=0)
+    np.save(tmp_path / "images.npy", images)
+    script = (
+        "import numpy as np, tensorflow as tf, sys\n"
+        f"sig = tf.saved_model.load({str(smoke_run / 'saved_model')!r}).signatures['serving_default']\n"
+        f"out = sig(images=tf.constant(np.load({str(tmp_path / 'images.npy')!r})))\n"
+        f"np.save({str(tmp_path / 'probs.npy')!r}, out['probabilities'].numpy())\n"
+        f"np.save({str(tmp_path / 'digits.npy')!r}, out['digit'].numpy())\n"
+    )
+    fresh = subprocess.run(
+        [sys.executable, "-c", script], env=cli_env(tmp_path), capture_output=True, text=True
+    )
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "probs.npy"), expected, atol=1e-5)
+    np.testing.assert_array_equal(np.load(tmp_path / "digits.npy"), expected.argmax(axis=1))
+
+
+def test_evaluate_reproduces_the_training_metrics(smoke_run, tmp_path):
+    before = json.loads((smoke_run / "metrics.json").read_text())
+    result = run_cli("mnist_cnn", "evaluate", str(smoke_run), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = json.loads((smoke_run / "metrics.json").read_text())
+    assert after["test_accuracy"] == pytest.approx(before["test_accuracy"], abs=1e-6)
+    assert after["test_loss"] == pytest.approx(before["test_loss"], rel=1e-4)
+    assert f"test_accuracy: {after['test_accuracy']}" in result.stdout
+
+
+def test_tune_writes_best_hparams_that_train_accepts(tmp_path):
+    search = tmp_path / "search"
+    tune_args = (
+        "tune",
+        "--smoke",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--max-trials",
+        "2",
+        "--tuner",
+        "random",
+        "--hp",
+        "augment=false",  # pinned for the whole search
+        "--run-dir",
+        str(search),
+    )
+    result = run_cli("mnist_cnn", *tune_args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best_file = search / "best_hparams.json"
+    assert last_line(result.stdout) == str(best_file)
+    best = json.loads(best_file.read_text())
+    assert {"filters", "dense_units", "learning_rate"} <= set(best)
+    trials = pd.read_csv(search / "trials.csv")
+    assert len(trials) == 2 and not trials["augment"].any() and best["augment"] is False
+
+    rerun = run_cli("mnist_cnn", *tune_args, cwd=tmp_path)  # a rerun continues: no finished trial again
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "2 of 2 trials already done" in rerun.stdout
+    assert len(pd.read_csv(search / "trials.csv")) == 2
+
+    run_dir = tmp_path / "tuned"
+    train = run_cli(
+        "mnist_cnn",
+        "train",
+        "--smoke",
+        "--epochs",
+        "1",
+        "--hparams",
+        str(best_file),
+        "--run-dir",
+        str(run_dir),
+        cwd=tmp_path,
+    )
+    assert train.returncode == 0, train.stderr[-3000:]
+    used = json.loads((run_dir / "hparams.json").read_text())
+    assert {k: used[k] for k in best} == best
+
+
+def test_missing_dataset_offline_names_the_path(tmp_path):
+    data_dir = tmp_path / "empty"
+    result = run_cli(
+        "mnist_cnn", "train", "--data-dir", str(data_dir), "--run-dir", str(tmp_path / "r"), cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert str(data_dir / "mnist" / "mnist.npz") in result.stderr
+    assert "--smoke" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_hparam_and_indivisible_global_batch_are_clear_errors(tmp_path):
+    unknown = run_cli(
+        "mnist_cnn",
+        "train",
+        "--smoke",
+        "--epochs",
+        "1",
+        "--hp",
+        "filtres=8",
+        "--run-dir",
+        str(tmp_path / "a"),
+        cwd=tmp_path,
+    )
+    assert unknown.returncode == 2 and "unknown hyperparameter(s) filtres" in unknown.stderr
+    uneven = run_cli(
+        "mnist_cnn",
+        "train",
+        "--smoke",
+        "--epochs",
+        "1",
+        "--strategy",
+        "mirrored",
+        "--cpu-replicas",
+        "2",
+        "--global-batch-size",
+        "65",
+        "--run-dir",
+        str(tmp_path / "b"),
+        cwd=tmp_path,
+    )
+    assert uneven.returncode == 2
+    assert "global batch 65 does not divide across 2 replicas" in uneven.stderr
+    assert "Traceback" not in uneven.stderr + unknown.stderr
+
+
+def draw_digit(
+    text: str, size: tuple[int, int], dark_on_light: bool, colour: bool, offset=(0, 0)
+) -> np.ndarray:
+    background, ink = (235, 20) if dark_on_light else (10, 250)
+    image = np.full((*size, 3) if colour else size, background, np.uint8)
+    scale = min(size) / 40
+    origin = (size[1] // 3 + offset[0], size[0] * 3 // 4 + offset[1])
+    cv2.putText(
+        image,
+        text,
+        origin,
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (ink,) * 3 if colour else ink,
+        max(1, int(scale * 2.5)),
+        cv2.LINE_AA,
+    )
+    return image
+
+
+def test_preprocessing_makes_any_image_look_like_mnist():
+    light = to_mnist(cv2.cvtColor(draw_digit("7", (300, 240), True, True, (30, -20)), cv2.COLOR_BGR2GRAY))
+    dark = to_mnist(draw_digit("7", (60, 50), False, False))
+    for image in (light, dark):
+        assert image.shape == (28, 28) and image.dtype == np.uint8
+        assert image[:3].max() < 60 and image[:, :3].max() < 60, "the digit must sit inside a dark frame"
+        rows, _cols = np.nonzero(image > 50)
+        assert 16 <= rows.max() - rows.min() + 1 <= 21, "the digit's box must fit 20x20, as in MNIST"
+        assert abs(np.average(np.arange(28), weights=image.sum(1)) - 14) < 1.5
+    assert np.corrcoef(light.ravel(), dark.ravel())[0, 1] > 0.8
+
+
+def test_predict_answers_good_files_and_names_bad_ones(smoke_run, tmp_path):
+    good = tmp_path / "seven.png"
+    cv2.imwrite(str(good), draw_digit("7", (120, 100), True, True))
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image")
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((40, 40), 255, np.uint8))
+    missing = tmp_path / "missing.png"
+    result = run_cli(
+        "mnist_cnn",
+        "predict",
+        str(smoke_run),
+        str(good),
+        str(text),
+        str(empty),
+        str(blank),
+        str(missing),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1, "some files failed: the exit code says so"
+    answers = [line for line in result.stdout.splitlines() if line.startswith(str(good))]
+    assert len(answers) == 1 and " (p=" in answers[0]
+    errors = result.stderr.strip().splitlines()
+    for bad, reason in (
+        (text, "not an image"),
+        (empty, "not an image"),
+        (blank, "no digit"),
+        (missing, "no such file"),
+    ):
+        assert any(line.startswith(f"error: {bad}: ") and reason in line for line in errors), (bad, errors)
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_without_a_saved_model_is_a_clear_error(tmp_path):
+    result = run_cli("mnist_cnn", "predict", str(tmp_path), str(REPO / "README.md"), cwd=tmp_path)
+    assert result.returncode == 2 and "no SavedModel" in result.stderr

@@ -1,0 +1,53 @@
+import socket
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from shared.data import DatasetMissingError, RemoteFile, batched, locate
+
+
+def closed_local_port() -> int:
+    """A port on 127.0.0.1 nothing listens on: a download from it fails at once, with no network."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_file_in_the_data_dir_is_used_as_it_is(tmp_path):
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "file.bin").write_bytes(b"mirrored copy, other bytes than the original")
+    remote = RemoteFile("demo", "file.bin", url="http://127.0.0.1:9/file.bin", sha256="0" * 64)
+    assert locate(remote, tmp_path) == tmp_path / "demo" / "file.bin"
+
+
+def test_missing_file_offline_names_path_and_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA_OFFLINE", "1")
+    remote = RemoteFile("demo", "file.bin", url="https://example.org/file.bin", sha256="ab" * 32)
+    with pytest.raises(DatasetMissingError) as error:
+        locate(remote, tmp_path)
+    message = str(error.value)
+    assert str(tmp_path / "demo" / "file.bin") in message
+    assert "https://example.org/file.bin" in message and "ab" * 32 in message
+    assert "--data-dir" in message and "DATA_OFFLINE" in message
+
+
+def test_failed_download_is_reported_with_its_cause(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATA_OFFLINE", raising=False)
+    url = f"http://127.0.0.1:{closed_local_port()}/file.bin"
+    with pytest.raises(DatasetMissingError, match=r"download from http://127\.0\.0\.1:\d+/file\.bin failed"):
+        locate(RemoteFile("demo", "file.bin", url=url), tmp_path)
+    assert not (tmp_path / "demo" / "file.bin").exists()
+
+
+def test_batched_pipeline_batches_shuffles_and_states_sharding():
+    data = tf.data.Dataset.from_tensor_slices((np.arange(10), np.arange(10)))
+    pipeline = batched(data, 4, shuffle=True, seed=1)
+    sizes = [len(x) for x, _ in pipeline.as_numpy_iterator()]
+    assert sizes == [4, 4, 2]
+    seen = np.concatenate([x for x, _ in pipeline.as_numpy_iterator()])
+    assert sorted(seen) == list(range(10)) and list(seen) != list(range(10))
+    policy = pipeline.options().experimental_distribute.auto_shard_policy
+    assert policy == tf.data.experimental.AutoShardPolicy.DATA
+    in_order = np.concatenate([x for x, _ in batched(data, 4, shuffle=False, seed=1).as_numpy_iterator()])
+    assert list(in_order) == list(range(10))
