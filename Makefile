@@ -17,7 +17,10 @@ help: ## list the targets
 	@echo "  projects:          $(PROJECTS)"
 
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 12))' || \
+	  { echo "Python 3.10-3.12 is needed; found $$($(PYTHON) --version 2>&1). Try: make PYTHON=python3.11"; exit 1; }
+	@# a .venv whose pip is broken (e.g. made where ensurepip is missing) is made again
+	$(PY) -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -e ".[$(TF_EXTRA),dev]"
 	touch $@
 

@@ -53,7 +53,7 @@ def steps_per_second(dataset: tf.data.Dataset, steps: int, warmup: int, seed: in
     keras.utils.set_random_seed(seed)
     model = build_model(hyperparameters({}))
     timer = StepTimer(warmup)
-    model.fit(dataset.take(steps + warmup), epochs=1, callbacks=[timer], verbose=0)
+    model.fit(dataset.take(steps + warmup), epochs=1, callbacks=[timer], verbose=0, shuffle=False)
     return timer.steps / timer.elapsed
 
 
@@ -100,7 +100,7 @@ def time_to_accuracy(splits, batch: int, epochs: int, seed: int, target: float) 
     model = build_model(hyperparameters({}))
     stopper = StopAtTestAccuracy(batched(splits.test, 1024, shuffle=False, seed=seed), target)
     train = batched(splits.train, batch, shuffle=True, seed=seed)
-    model.fit(train, epochs=epochs, callbacks=[CosineDecayByEpoch(epochs), stopper], verbose=0)
+    model.fit(train, epochs=epochs, callbacks=[CosineDecayByEpoch(epochs), stopper], verbose=0, shuffle=False)
     result = {"target_test_accuracy": target, "max_epochs": epochs, "curve": stopper.curve}
     if stopper.reached:
         result.update(epochs=stopper.reached[0], wall_seconds=round(stopper.reached[1], 1))

@@ -2,6 +2,7 @@
 
 Order matters: the schedule reads the compiled learning rate in `on_train_begin`, so it sits before
 `BackupAndRestore`, which restores the optimizer (and its decayed rate) when a killed run resumes.
+BackupAndRestore is last of all: see `standard_callbacks`.
 """
 
 from __future__ import annotations
@@ -65,6 +66,17 @@ def best_so_far(history_csv: Path, monitor: str, mode: str) -> float | None:
     return max(values) if mode == "max" else min(values)
 
 
+def schedule_callback(name: str, epochs: int, monitor: str, mode: str) -> keras.callbacks.Callback | None:
+    """The learning-rate schedule for `--lr-schedule` (None for constant)."""
+    if name == "cosine":
+        return CosineDecayByEpoch(epochs)
+    if name == "plateau":
+        return keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.5, patience=2)
+    if name != "constant":
+        raise UserError(f"--lr-schedule must be cosine, plateau or constant; got {name!r}")
+    return None
+
+
 def standard_callbacks(
     run_dir: Path,
     *,
@@ -74,22 +86,15 @@ def standard_callbacks(
     lr_schedule: str = "cosine",
     patience: int = 0,
 ) -> list[keras.callbacks.Callback]:
-    """Best checkpoint, BackupAndRestore, early stopping, TensorBoard, CSV history, NaN stop, LR schedule."""
+    """LR schedule, NaN stop, early stopping, best checkpoint, CSV history, TensorBoard, BackupAndRestore.
+
+    BackupAndRestore comes last, so an epoch counts as done for a resume only after its history row and
+    its checkpoint are written (a kill in between repeats the epoch; the runner trims its history row).
+    """
     callbacks: list[keras.callbacks.Callback] = []
-    if lr_schedule == "cosine":
-        callbacks.append(CosineDecayByEpoch(epochs))
-    elif lr_schedule == "plateau":
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.5, patience=2)
-        )
-    elif lr_schedule != "constant":
-        raise UserError(f"--lr-schedule must be cosine, plateau or constant; got {lr_schedule!r}")
-    callbacks.append(
-        # double_checkpoint: a run killed while writing its backup falls back to the one before
-        keras.callbacks.BackupAndRestore(
-            str(run_dir / "backup"), double_checkpoint=True, delete_checkpoint=False
-        )  # the runner removes it once all is saved
-    )
+    schedule = schedule_callback(lr_schedule, epochs, monitor, mode)
+    if schedule:
+        callbacks.append(schedule)
     callbacks.append(StopOnNaN())
     if patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience))
@@ -105,5 +110,9 @@ def standard_callbacks(
         ),
         keras.callbacks.CSVLogger(str(history), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
+        # double_checkpoint: a run killed while writing its backup falls back to the one before
+        keras.callbacks.BackupAndRestore(
+            str(run_dir / "backup"), double_checkpoint=True, delete_checkpoint=False
+        ),  # the runner removes it once everything is saved
     ]
     return callbacks

@@ -50,7 +50,8 @@ LR_SCHEDULES = ("cosine", "plateau", "constant")
 PRECISIONS = ("auto", "on", "off")
 
 # Settings that may differ when a killed run is resumed in the same run folder.
-RESUMABLE_DIFFERENCES = frozenset({"data_dir", "run_dir"})
+# (hparams_file: the values it held are compared as `hparams`, whatever path they were read from)
+RESUMABLE_DIFFERENCES = frozenset({"data_dir", "run_dir", "hparams_file"})
 
 
 def resolve_data_dir(cli_value: str | None) -> Path:
@@ -78,8 +79,10 @@ def load_hparams_file(path: str) -> dict[str, Any]:
             values = json.load(f)
     except FileNotFoundError:
         raise UserError(f"--hparams file not found: {path}") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"--hparams file {path} is not valid JSON: {e}") from None
+    except OSError as e:
+        raise UserError(f"cannot read --hparams file {path}: {e.strerror}") from None
     if not isinstance(values, dict):
         raise UserError(f"--hparams file {path} must hold a JSON object of name: value pairs")
     return values

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,11 @@ from sklearn.metrics import confusion_matrix
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Writes to a temporary file, then renames: a run killed mid-write never leaves half a JSON file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    os.replace(partial, path)
 
 
 def _jsonable(value: Any) -> Any:

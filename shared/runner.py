@@ -99,16 +99,27 @@ def _matches(value: Any, expected: type) -> bool:
 
 def prepare_run_dir(cfg: RunConfig, runtime: dict[str, Any]) -> tuple[Path, bool]:
     """Creates (or reopens, to resume) the run folder and records config.json. Returns (path, resuming)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else RUNS_ROOT / cfg.project / stamp
+    if cfg.run_dir:
+        run_dir = Path(cfg.run_dir)
+        if run_dir.is_symlink():  # e.g. runs/<project>/latest: resume the run it points at
+            run_dir = run_dir.resolve()
+    else:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        run_dir = RUNS_ROOT / cfg.project / stamp
+        suffix = 1
+        while run_dir.exists():  # two runs started in the same second get their own folders
+            run_dir, suffix = RUNS_ROOT / cfg.project / f"{stamp}-{suffix}", suffix + 1
     config_path = run_dir / "config.json"
     resuming = config_path.is_file()
     if resuming:
-        saved = json.loads(config_path.read_text())["run"]
+        saved = read_json(config_path)["run"]
         check_resume_compatible(saved, cfg.to_json(), run_dir)
         if (run_dir / "metrics.json").is_file() and not (run_dir / "backup").exists():
             raise UserError(f"{run_dir} holds a finished run; pass a new --run-dir to train again")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the run folder {run_dir}: {e.strerror}") from e
     reporting.write_json(config_path, {"run": cfg.to_json(), "runtime": runtime})
     if run_dir.parent.resolve() == (RUNS_ROOT / cfg.project).resolve():
         latest = run_dir.parent / "latest"
@@ -116,6 +127,26 @@ def prepare_run_dir(cfg: RunConfig, runtime: dict[str, Any]) -> tuple[Path, bool
             latest.unlink()
         latest.symlink_to(run_dir.name, target_is_directory=True)
     return run_dir, resuming
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read {path}: {e}") from e
+
+
+def trim_history(run_dir: Path) -> None:
+    """On resume, drops history rows of epochs the backup does not hold (killed between the two writes)."""
+    metadata, history = run_dir / "backup" / "training_metadata.json", run_dir / "history.csv"
+    if not (metadata.is_file() and history.is_file()):
+        return
+    import pandas as pd
+
+    resumed_from = int(read_json(metadata)["epoch"])
+    frame = pd.read_csv(history)
+    if (frame["epoch"] >= resumed_from).any():
+        frame[frame["epoch"] < resumed_from].to_csv(history, index=False)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -131,6 +162,10 @@ class EpochTimer(keras.callbacks.Callback):
 
 def train(project: Project, cfg: RunConfig) -> Path:
     """Trains, evaluates, saves and exports one run; returns the run folder."""
+    if os.environ.get("TF_CONFIG") and cfg.strategy in ("auto", "multi_worker") and not cfg.run_dir:
+        raise UserError(
+            "multi-worker training needs --run-dir (the same folder, on a disk all workers share)"
+        )
     strategy = make_strategy(cfg.strategy, cfg.cpu_replicas)  # first: it configures the runtime
     set_seeds(cfg)
     policy = configure_precision(cfg.mixed_precision)
@@ -149,20 +184,22 @@ def train(project: Project, cfg: RunConfig) -> Path:
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
     }
+    # data and hyperparameters first: a typo or a missing file leaves no half-made run folder behind
+    splits = project.load_data(cfg)
+    train_ds = batched(splits.train, batch, shuffle=True, seed=cfg.seed)
+    val_ds = batched(splits.validation, batch, shuffle=False, seed=cfg.seed)
+    with strategy.scope():
+        model, hp = build_checked(project, cfg.hparams)
+
     run_dir, resuming = prepare_run_dir(cfg, runtime) if is_chief else _worker_dir(cfg, worker)
+    trim_history(run_dir)
+    reporting.write_json(run_dir / "hparams.json", hp.values)
     print(
         f"{project.name}: {runtime['strategy']} with {replicas} replica(s), global batch {batch} "
         f"({batch // replicas} per replica), {policy}; run folder {run_dir}"
         + (" (resuming)" if resuming else ""),
         flush=True,
     )
-
-    splits = project.load_data(cfg)
-    train_ds = batched(splits.train, batch, shuffle=True, seed=cfg.seed)
-    val_ds = batched(splits.validation, batch, shuffle=False, seed=cfg.seed)
-    with strategy.scope():
-        model, hp = build_checked(project, cfg.hparams)
-    reporting.write_json(run_dir / "hparams.json", hp.values)
 
     callbacks = [
         EpochTimer(),
@@ -175,15 +212,21 @@ def train(project: Project, cfg: RunConfig) -> Path:
             patience=cfg.early_stopping_patience,
         ),
     ]
-    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks)
+    # shuffle=False: the tf.data pipeline shuffles; Keras would only warn that it cannot
+    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks, shuffle=False)
     if any(isinstance(c, cb.StopOnNaN) and c.fired for c in callbacks):
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)  # never resume from diverged weights
         raise TrainingDivergedError(
             f"the loss became NaN or infinite; training stopped (run folder {run_dir}). "
-            "Lower the learning rate (--hp learning_rate=...) or check the data for NaNs."
+            "Lower the learning rate (--hp learning_rate=...) or check the data for NaNs, "
+            "then train again with a new --run-dir."
         )
     best = run_dir / "checkpoints" / "best.weights.h5"
     if best.is_file():
-        model.load_weights(str(best))  # the epoch with the best validation objective, not the last
+        try:
+            model.load_weights(str(best))  # the epoch with the best validation objective, not the last
+        except (OSError, ValueError) as e:  # e.g. killed while it was being written
+            print(f"warning: {best} is unreadable ({e}); keeping the last epoch's weights", flush=True)
     metrics = evaluate_model(project, model, splits, cfg, run_dir)  # every worker: evaluation is collective
     if is_chief:
         model.save(str(run_dir / "model.keras"))
@@ -199,8 +242,7 @@ def _worker_dir(cfg: RunConfig, worker: int) -> tuple[Path, bool]:
     Keras 3 callbacks know nothing of chief and workers, so each worker writes its own files; their
     weights are identical, so each reloads the same best checkpoint.
     """
-    base = Path(cfg.run_dir) if cfg.run_dir else RUNS_ROOT / cfg.project / "workers"
-    path = base / "workers" / f"worker-{worker}" if cfg.run_dir else base / f"worker-{worker}"
+    path = Path(cfg.run_dir) / "workers" / f"worker-{worker}"
     path.mkdir(parents=True, exist_ok=True)
     return path, (path / "backup").exists()
 
@@ -243,8 +285,7 @@ def export_run(project: Project, run_dir: Path, splits: Splits) -> dict[str, flo
 def finish_report(project: Project, run_dir: Path, metrics: dict[str, Any]) -> None:
     reporting.plot_history(run_dir / "history.csv", run_dir / "plots" / "training_curves.png")
     reporting.write_json(run_dir / "metrics.json", metrics)
-    config = json.loads((run_dir / "config.json").read_text())
-    hparams = json.loads((run_dir / "hparams.json").read_text())
+    config, hparams = read_json(run_dir / "config.json"), read_json(run_dir / "hparams.json")
     reporting.write_report(run_dir, f"{project.name} run", metrics, {**config, "hparams": hparams})
 
 
@@ -257,7 +298,10 @@ def load_run(run_dir: Path) -> RunConfig:
         raise UserError(
             f"{run_dir} has no model.keras: the run did not finish; rerun train with this --run-dir"
         )
-    return RunConfig(**json.loads(config_path.read_text())["run"])
+    try:
+        return RunConfig(**read_json(config_path)["run"])
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{config_path} is not a run config this version can read: {e}") from e
 
 
 def reevaluate(project: Project, run_dir: Path, cfg: RunConfig, splits: Splits) -> dict[str, Any]:

@@ -8,16 +8,18 @@ stopped and does not repeat finished trials. The best values are written as a fl
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import keras
 import keras_tuner as kt
 
 from shared import reporting
-from shared.config import RunConfig, UserError
+from shared.callbacks import schedule_callback
+from shared.config import RunConfig, UserError, check_resume_compatible
 from shared.data import batched
 from shared.project import Project
-from shared.runner import RUNS_ROOT, build_checked, set_seeds
+from shared.runner import RUNS_ROOT, build_checked, read_json, set_seeds
 from shared.strategy import configure_precision, global_batch_size, make_strategy
 
 TUNERS = ("bayesian", "hyperband", "random")
@@ -26,7 +28,11 @@ TUNERS = ("bayesian", "hyperband", "random")
 def make_tuner(
     project: Project, cfg: RunConfig, pinned: dict, name: str, max_trials: int, directory: Path, strategy
 ) -> kt.Tuner:
+    policy = keras.mixed_precision.global_policy().name
+
     def build(hp: kt.HyperParameters) -> keras.Model:
+        # keras-tuner clears the Keras session before each trial, and the dtype policy with it
+        keras.mixed_precision.set_global_policy(policy)
         for hp_name, value in pinned.items():  # --hp / --hparams pin a value for the whole search
             hp.Fixed(hp_name, value)
         return project.build_model(hp)
@@ -54,12 +60,17 @@ def tune(project: Project, cfg: RunConfig, tuner_name: str = "bayesian", max_tri
     """Runs (or continues) the search; returns the path of best_hparams.json."""
     if max_trials < 1:
         raise UserError(f"--max-trials must be at least 1; got {max_trials}")
+    if cfg.strategy == "multi_worker" or (cfg.strategy == "auto" and os.environ.get("TF_CONFIG")):
+        raise UserError(
+            "tune runs on one machine (one or several devices); for a search across machines use "
+            "keras-tuner's chief/worker mode (KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP/PORT)"
+        )
     strategy = make_strategy(cfg.strategy, cfg.cpu_replicas)  # first: it configures the runtime
     set_seeds(cfg)
     configure_precision(cfg.mixed_precision)
     batch = global_batch_size(cfg.batch_size, strategy.num_replicas_in_sync, cfg.global_batch_size)
-    directory = Path(cfg.run_dir) if cfg.run_dir else RUNS_ROOT / project.name / "tuning"
-    directory.mkdir(parents=True, exist_ok=True)
+    default_dir = RUNS_ROOT / project.name / ("tuning-smoke" if cfg.smoke else "tuning")
+    directory = Path(cfg.run_dir) if cfg.run_dir else default_dir
 
     splits = project.load_data(cfg)
     train_ds = batched(splits.train, batch, shuffle=True, seed=cfg.seed)
@@ -67,6 +78,7 @@ def tune(project: Project, cfg: RunConfig, tuner_name: str = "bayesian", max_tri
     _, checked = build_checked(project, cfg.hparams)  # a bad --hp is a clear error before any trial
     pinned = {name: checked.values[name] for name in cfg.hparams}
     keras.backend.clear_session()
+    record_search(directory, cfg, tuner_name)
 
     tuner = make_tuner(project, cfg, pinned, tuner_name, max_trials, directory, strategy)
     done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
@@ -74,26 +86,47 @@ def tune(project: Project, cfg: RunConfig, tuner_name: str = "bayesian", max_tri
         f"{project.name}: {tuner_name} search in {directory}, {done} of {max_trials} trials already done",
         flush=True,
     )
-    stop_early = [
+    mode = project.objective_direction
+    callbacks = [
         keras.callbacks.EarlyStopping(
-            monitor=project.objective,
-            mode=project.objective_direction,
-            patience=max(2, cfg.early_stopping_patience),
+            monitor=project.objective, mode=mode, patience=max(2, cfg.early_stopping_patience)
         ),
         keras.callbacks.TerminateOnNaN(),
     ]
-    tuner.search(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=stop_early)
+    schedule = schedule_callback(cfg.lr_schedule, cfg.epochs, project.objective, mode)
+    if schedule:  # trials train as `train` will, so the chosen learning rate suits the schedule
+        callbacks.insert(0, schedule)
+    tuner.search(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks, shuffle=False)
 
     best = tuner.get_best_hyperparameters(1)
     if not best:
         raise UserError(f"no trial finished in {directory}; see the trial logs there")
     out = directory / "best_hparams.json"
-    reporting.write_json(out, best[0].values)
-    _write_trials(tuner, directory / "trials.csv", project.objective)
+    reporting.write_json(out, model_values(best[0]))
+    _write_trials(tuner, directory / "trials.csv", project.objective, ascending=mode == "min")
     return out
 
 
-def _write_trials(tuner: kt.Tuner, path: Path, objective: str) -> None:
+def model_values(hp: kt.HyperParameters) -> dict:
+    """The model's hyperparameter values, without Hyperband's bookkeeping (tuner/epochs, tuner/bracket...)."""
+    return {name: value for name, value in hp.values.items() if not name.startswith("tuner/")}
+
+
+def record_search(directory: Path, cfg: RunConfig, tuner_name: str) -> None:
+    """search.json: a rerun in the same folder must continue the same search, not a different one."""
+    settings = {**cfg.to_json(), "tuner": tuner_name}
+    path = directory / "search.json"
+    if path.is_file():
+        check_resume_compatible(read_json(path), settings, directory)
+    else:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create the search folder {directory}: {e.strerror}") from e
+        reporting.write_json(path, settings)
+
+
+def _write_trials(tuner: kt.Tuner, path: Path, objective: str, ascending: bool) -> None:
     import pandas as pd
 
     rows = []
@@ -103,11 +136,11 @@ def _write_trials(tuner: kt.Tuner, path: Path, objective: str) -> None:
                 "trial": trial.trial_id,
                 "status": trial.status,
                 objective: trial.score,
-                **trial.hyperparameters.values,
+                **model_values(trial.hyperparameters),
             }
         )
     frame = pd.DataFrame(rows)
     if objective in frame:
-        frame = frame.sort_values(objective, ascending=False)
+        frame = frame.sort_values(objective, ascending=ascending)
     frame.to_csv(path, index=False)
     print(frame.to_string(index=False))

@@ -45,6 +45,13 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    """In-process tests see no cluster and no data folder from the machine they run on."""
+    for name in ("TF_CONFIG", "DATA_DIR", "DATA_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def session_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("session")

@@ -7,6 +7,9 @@ a learnable 10-class task of the same shape that needs no download.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
+
 import cv2
 import numpy as np
 import tensorflow as tf
@@ -38,9 +41,10 @@ def load_arrays(cfg: RunConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = tuple(f[key] for key in ("x_train", "y_train", "x_test", "y_test"))
-    except (OSError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise UserError(
-            f"{path} is not a readable MNIST npz (keys x_train, y_train, x_test, y_test): {e}"
+            f"{path} is not a readable MNIST npz (keys x_train, y_train, x_test, y_test): {e}. "
+            "Delete it and download it again, or replace it with a good copy."
         ) from e
     x_train, y_train, x_test, y_test = arrays
     for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
@@ -48,6 +52,8 @@ def load_arrays(cfg: RunConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
             raise UserError(
                 f"{path}: {name} images must be uint8 [N, 28, 28] with N labels; got {x.dtype} {x.shape}"
             )
+        if len(y) and (y.min() < 0 or y.max() > 9):
+            raise UserError(f"{path}: {name} labels must be digits 0-9; found {y.min()} to {y.max()}")
     return x_train, y_train.astype(np.int32), x_test, y_test.astype(np.int32)
 
 

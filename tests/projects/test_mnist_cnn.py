@@ -112,6 +112,7 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     assert process.wait() == -signal.SIGKILL, "the run must still be training when it is killed"
     assert json.loads(metadata.read_text())["epoch"] >= 1
     assert not (run_dir / "metrics.json").exists()
+    before = pd.read_csv(history)
 
     result = run_cli(
         "mnist_cnn",
@@ -130,7 +131,12 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     assert "Epoch 1/4" not in result.stdout, "the resumed run started again at epoch 0"
     assert "Epoch 4/4" in result.stdout
     assert json.loads((run_dir / "metrics.json").read_text())["epochs_trained"] == 4
-    assert pd.read_csv(run_dir / "history.csv")["epoch"].max() == 3
+    after = pd.read_csv(run_dir / "history.csv")
+    assert after["epoch"].tolist() == [0, 1, 2, 3], "each epoch once in the history"
+    resumed = after[after["epoch"] == before["epoch"].max() + 1].iloc[0]
+    # the weights and optimizer came back: training continues below where it started, not from scratch
+    assert resumed["loss"] < before["loss"].iloc[0]
+    assert after["val_accuracy"].max() >= before["val_accuracy"].max()
 
 
 def test_a_finished_run_is_not_overwritten(smoke_run):
@@ -180,13 +186,13 @@ def test_tune_writes_best_hparams_that_train_accepts(tmp_path):
         "tune",
         "--smoke",
         "--epochs",
-        "1",
+        "2",
         "--batch-size",
         "64",
         "--max-trials",
         "2",
         "--tuner",
-        "random",
+        "hyperband",  # its trials carry tuner/* bookkeeping values, which best_hparams.json must not
         "--hp",
         "augment=false",  # pinned for the whole search
         "--run-dir",
@@ -198,6 +204,7 @@ def test_tune_writes_best_hparams_that_train_accepts(tmp_path):
     assert last_line(result.stdout) == str(best_file)
     best = json.loads(best_file.read_text())
     assert {"filters", "dense_units", "learning_rate"} <= set(best)
+    assert not any(name.startswith("tuner/") for name in best)
     trials = pd.read_csv(search / "trials.csv")
     assert len(trials) == 2 and not trials["augment"].any() and best["augment"] is False
 
@@ -205,6 +212,8 @@ def test_tune_writes_best_hparams_that_train_accepts(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "2 of 2 trials already done" in rerun.stdout
     assert len(pd.read_csv(search / "trials.csv")) == 2
+    other = run_cli("mnist_cnn", *tune_args[:-2], "--seed", "1", "--run-dir", str(search), cwd=tmp_path)
+    assert other.returncode == 2 and "seed: 42 -> 1" in other.stderr, "a different search in the same folder"
 
     run_dir = tmp_path / "tuned"
     train = run_cli(
@@ -267,6 +276,43 @@ def test_unknown_hparam_and_indivisible_global_batch_are_clear_errors(tmp_path):
     assert uneven.returncode == 2
     assert "global batch 65 does not divide across 2 replicas" in uneven.stderr
     assert "Traceback" not in uneven.stderr + unknown.stderr
+
+
+def test_the_same_seed_gives_the_same_run(tmp_path):
+    def history(seed: str, name: str) -> pd.DataFrame:
+        args = ("train", "--smoke", "--epochs", "1", "--deterministic", "--seed", seed, "--run-dir")
+        result = run_cli("mnist_cnn", *args, str(tmp_path / name), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return pd.read_csv(tmp_path / name / "history.csv")[["loss", "val_loss", "accuracy", "val_accuracy"]]
+
+    first, again, other = history("7", "a"), history("7", "b"), history("8", "c")
+    pd.testing.assert_frame_equal(first, again)
+    assert first["loss"].iloc[0] != other["loss"].iloc[0], "another seed should train differently"
+
+
+def test_a_corrupt_dataset_file_is_a_clear_error(tmp_path):
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    buffer = tmp_path / "full.npz"
+    arrays = {
+        k: np.zeros(s, np.uint8)
+        for k, s in (("x_train", (8, 28, 28)), ("y_train", (8,)), ("x_test", (4, 28, 28)), ("y_test", (4,)))
+    }
+    np.savez_compressed(buffer, **arrays)
+    (folder / "mnist.npz").write_bytes(buffer.read_bytes()[:300])  # a download cut short
+    result = run_cli(
+        "mnist_cnn",
+        "train",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--run-dir",
+        str(tmp_path / "r"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert f"{folder / 'mnist.npz'} is not a readable MNIST npz" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "r").exists(), "a failed start leaves no run folder behind"
 
 
 def draw_digit(

@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 
 from tests.conftest import cli_env
 
@@ -23,7 +24,7 @@ def free_local_ports(count: int) -> list[int]:
 def test_two_workers_train_one_model(tmp_path):
     run_dir = tmp_path / "multi"
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_local_ports(2)]}
-    workers = []
+    workers, logs = [], []
     for index in (0, 1):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         args = [
@@ -39,25 +40,30 @@ def test_two_workers_train_one_model(tmp_path):
             "--run-dir",
             str(run_dir),
         ]
+        log = (tmp_path / f"worker-{index}.log").open("w")  # files, not pipes: nobody reads while polling
+        logs.append(log)
         workers.append(
             subprocess.Popen(
                 args,
                 cwd=tmp_path,
                 env=cli_env(tmp_path, TF_CONFIG=tf_config),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         )
-    outputs = []
-    try:
-        for worker in workers:
-            outputs.append(worker.communicate(timeout=420))
-    finally:
-        for worker in workers:
+    deadline = time.time() + 420
+    while time.time() < deadline and any(w.poll() is None for w in workers):
+        if any(w.poll() not in (None, 0) for w in workers):
+            break  # one failed: the other would wait for it in a collective until it times out
+        time.sleep(0.5)
+    for worker, log in zip(workers, logs, strict=True):
+        if worker.poll() is None:
             worker.kill()
-    for worker, (_, stderr) in zip(workers, outputs, strict=True):
-        assert worker.returncode == 0, stderr[-3000:]
+        worker.wait()
+        log.close()
+    for index, worker in enumerate(workers):
+        output = (tmp_path / f"worker-{index}.log").read_text()
+        assert worker.returncode == 0, f"worker {index} failed:\n{output[-3000:]}"
 
     runtime = json.loads((run_dir / "config.json").read_text())["runtime"]
     # MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy
