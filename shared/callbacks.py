@@ -54,16 +54,39 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
             self.fired = True
 
 
-def best_so_far(history_csv: Path, monitor: str, mode: str) -> float | None:
-    """The best `monitor` value in an earlier part of this run (for a resumed best-checkpoint)."""
+def earlier_values(history_csv: Path, monitor: str) -> list[float]:
+    """The finite `monitor` values, epoch by epoch, of an earlier part of this run (empty for a new run)."""
     if not history_csv.is_file():
-        return None
+        return []
     with history_csv.open(newline="") as f:
         values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor) not in (None, "")]
-    values = [v for v in values if np.isfinite(v)]
+    return [v for v in values if np.isfinite(v)]
+
+
+def best_so_far(history_csv: Path, monitor: str, mode: str) -> float | None:
+    """The best `monitor` value in an earlier part of this run (for a resumed best-checkpoint)."""
+    values = earlier_values(history_csv, monitor)
     if not values:
         return None
     return max(values) if mode == "max" else min(values)
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping whose patience also counts the epochs before a resume, replayed from history.csv."""
+
+    def __init__(self, history_csv: Path, **kwargs):
+        super().__init__(**kwargs)
+        self.history_csv = history_csv
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        earlier = earlier_values(self.history_csv, self.monitor)
+        if earlier and self.monitor_op is None:
+            self._set_monitor_op()  # needs no model: the mode is always given
+        for value in earlier:  # the same bookkeeping as EarlyStopping.on_epoch_end
+            self.wait += 1
+            if self._is_improvement(value, self.best):
+                self.best, self.wait = value, 0
 
 
 def schedule_callback(name: str, epochs: int, monitor: str, mode: str) -> keras.callbacks.Callback | None:
@@ -96,9 +119,9 @@ def standard_callbacks(
     if schedule:
         callbacks.append(schedule)
     callbacks.append(StopOnNaN())
-    if patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience))
     history = run_dir / "history.csv"
+    if patience > 0:
+        callbacks.append(ResumableEarlyStopping(history, monitor=monitor, mode=mode, patience=patience))
     callbacks += [
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "checkpoints" / "best.weights.h5"),

@@ -110,12 +110,7 @@ def prepare_run_dir(cfg: RunConfig, runtime: dict[str, Any]) -> tuple[Path, bool
         while run_dir.exists():  # two runs started in the same second get their own folders
             run_dir, suffix = RUNS_ROOT / cfg.project / f"{stamp}-{suffix}", suffix + 1
     config_path = run_dir / "config.json"
-    resuming = config_path.is_file()
-    if resuming:
-        saved = read_json(config_path)["run"]
-        check_resume_compatible(saved, cfg.to_json(), run_dir)
-        if (run_dir / "metrics.json").is_file() and not (run_dir / "backup").exists():
-            raise UserError(f"{run_dir} holds a finished run; pass a new --run-dir to train again")
+    resuming = check_existing_run(run_dir, cfg)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -127,6 +122,17 @@ def prepare_run_dir(cfg: RunConfig, runtime: dict[str, Any]) -> tuple[Path, bool
             latest.unlink()
         latest.symlink_to(run_dir.name, target_is_directory=True)
     return run_dir, resuming
+
+
+def check_existing_run(run_dir: Path, cfg: RunConfig) -> bool:
+    """Whether `run_dir` holds an unfinished run to resume; a finished or different run is an error."""
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        return False
+    check_resume_compatible(read_json(config_path)["run"], cfg.to_json(), run_dir)
+    if (run_dir / "metrics.json").is_file() and not (run_dir / "backup").exists():
+        raise UserError(f"{run_dir} holds a finished run; pass a new --run-dir to train again")
+    return True
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -242,6 +248,7 @@ def _worker_dir(cfg: RunConfig, worker: int) -> tuple[Path, bool]:
     Keras 3 callbacks know nothing of chief and workers, so each worker writes its own files; their
     weights are identical, so each reloads the same best checkpoint.
     """
+    check_existing_run(Path(cfg.run_dir), cfg)  # the chief's checks, so every worker stops, not one
     path = Path(cfg.run_dir) / "workers" / f"worker-{worker}"
     path.mkdir(parents=True, exist_ok=True)
     return path, (path / "backup").exists()

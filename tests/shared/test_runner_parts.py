@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from projects.mnist_cnn.model import build_model
 from shared import reporting, runner
-from shared.callbacks import CosineDecayByEpoch, best_so_far
+from shared.callbacks import CosineDecayByEpoch, ResumableEarlyStopping, best_so_far
 from shared.config import RunConfig, UserError
 from shared.project import Project, Splits
 
@@ -57,6 +57,17 @@ def test_best_so_far_reads_history(tmp_path):
     assert best_so_far(history, "val_accuracy", "max") == 0.9
     assert best_so_far(history, "val_accuracy", "min") == 0.5
     assert best_so_far(tmp_path / "none.csv", "val_accuracy", "max") is None
+
+
+def test_early_stopping_patience_counts_epochs_before_a_resume(tmp_path):
+    history = tmp_path / "history.csv"
+    pd.DataFrame({"epoch": [0, 1, 2], "val_loss": [0.5, 0.4, 0.45]}).to_csv(history, index=False)
+    stopper = ResumableEarlyStopping(history, monitor="val_loss", mode="min", patience=2)
+    stopper.on_train_begin()
+    assert stopper.best == 0.4 and stopper.wait == 1
+    fresh = ResumableEarlyStopping(tmp_path / "none.csv", monitor="val_loss", mode="min", patience=2)
+    fresh.on_train_begin()
+    assert fresh.best is None and fresh.wait == 0
 
 
 def nan_project() -> Project:
