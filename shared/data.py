@@ -41,15 +41,20 @@ def locate(remote: RemoteFile, data_dir: Path, download: bool = True) -> Path:
     if os.environ.get("DATA_OFFLINE"):
         download, problem = False, "it is not there (DATA_OFFLINE is set, so no download was tried)"
     if download and remote.url:
+        # into a side folder first: a download cut short must never sit where a dataset file is trusted
+        partial_dir = Path(data_dir).resolve() / remote.dataset / ".download"
         try:
+            # it must exist: get_file quietly falls back to /tmp/.keras for a folder it cannot write
+            partial_dir.mkdir(parents=True, exist_ok=True)
             fetched = keras.utils.get_file(
                 fname=remote.filename,
                 origin=remote.url,
                 file_hash=remote.sha256,
-                cache_dir=str(Path(data_dir).resolve()),
-                cache_subdir=remote.dataset,
+                cache_dir=str(partial_dir.parent),
+                cache_subdir=partial_dir.name,
             )
-            return Path(fetched)
+            os.replace(fetched, path)  # only after get_file has checked the sha256
+            return path
         except Exception as e:  # get_file raises bare Exception for network errors
             problem = f"it is not there and the download from {remote.url} failed ({_short(e)})"
     checksum = f" (sha256 {remote.sha256})" if remote.sha256 else ""

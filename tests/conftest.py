@@ -26,12 +26,16 @@ def cli_env(tmp_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def cli_command(project: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", f"projects.{project}", *args]
+
+
 def run_cli(
     project: str, *args: str, cwd: Path, timeout: int = 600, **env: str
 ) -> subprocess.CompletedProcess:
     """`python -m projects.<project> ARGS` from `cwd` (so a stray runs/ folder lands in a temp dir)."""
     return subprocess.run(
-        [sys.executable, "-m", f"projects.{project}", *args],
+        cli_command(project, *args),
         cwd=cwd,
         env=cli_env(cwd, **env),
         capture_output=True,

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from projects.mnist_cnn.predict import to_mnist
-from tests.conftest import REPO, cli_env, last_line, run_cli
+from tests.conftest import REPO, cli_command, cli_env, last_line, run_cli
 
 SMOKE = ("--smoke", "--epochs", "3", "--batch-size", "64")
 
@@ -86,21 +86,13 @@ def test_smoke_train_on_two_cpu_replicas(tmp_path):
 
 def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     run_dir = tmp_path / "killed"
-    args = [
-        sys.executable,
-        "-m",
-        "projects.mnist_cnn",
-        "train",
-        "--smoke",
-        "--epochs",
-        "4",
-        "--batch-size",
-        "32",
-        "--run-dir",
-        str(run_dir),
-    ]
+    train = ("train", "--smoke", "--epochs", "4", "--batch-size", "32", "--run-dir", str(run_dir))
     process = subprocess.Popen(
-        args, cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        cli_command("mnist_cnn", *train),
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     metadata, history = run_dir / "backup" / "training_metadata.json", run_dir / "history.csv"
     deadline = time.time() + 300
@@ -114,18 +106,7 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     assert not (run_dir / "metrics.json").exists()
     before = pd.read_csv(history)
 
-    result = run_cli(
-        "mnist_cnn",
-        "train",
-        "--smoke",
-        "--epochs",
-        "4",
-        "--batch-size",
-        "32",
-        "--run-dir",
-        str(run_dir),
-        cwd=tmp_path,
-    )
+    result = run_cli("mnist_cnn", *train, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(resuming)" in result.stdout
     assert "Epoch 1/4" not in result.stdout, "the resumed run started again at epoch 0"

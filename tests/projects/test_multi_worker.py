@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import time
 
-from tests.conftest import cli_env
+from tests.conftest import cli_command, cli_env
 
 
 def free_local_ports(count: int) -> list[int]:
@@ -27,24 +26,12 @@ def test_two_workers_train_one_model(tmp_path):
     workers, logs = [], []
     for index in (0, 1):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        args = [
-            sys.executable,
-            "-m",
-            "projects.mnist_cnn",
-            "train",
-            "--smoke",
-            "--epochs",
-            "3",
-            "--batch-size",
-            "32",
-            "--run-dir",
-            str(run_dir),
-        ]
+        train = ("train", "--smoke", "--epochs", "3", "--batch-size", "32", "--run-dir", str(run_dir))
         log = (tmp_path / f"worker-{index}.log").open("w")  # files, not pipes: nobody reads while polling
         logs.append(log)
         workers.append(
             subprocess.Popen(
-                args,
+                cli_command("mnist_cnn", *train),
                 cwd=tmp_path,
                 env=cli_env(tmp_path, TF_CONFIG=tf_config),
                 stdout=log,

@@ -1,4 +1,8 @@
+import functools
+import hashlib
+import http.server
 import socket
+import threading
 
 import numpy as np
 import pytest
@@ -38,6 +42,34 @@ def test_failed_download_is_reported_with_its_cause(tmp_path, monkeypatch):
     with pytest.raises(DatasetMissingError, match=r"download from http://127\.0\.0\.1:\d+/file\.bin failed"):
         locate(RemoteFile("demo", "file.bin", url=url), tmp_path)
     assert not (tmp_path / "demo" / "file.bin").exists()
+
+
+@pytest.fixture
+def local_server(tmp_path):
+    """Serves tmp_path/served over HTTP on 127.0.0.1 (loopback only)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_download_is_checked_then_put_in_place(tmp_path, local_server, monkeypatch):
+    monkeypatch.delenv("DATA_OFFLINE", raising=False)
+    served, base = local_server
+    payload = b"dataset bytes" * 100
+    (served / "file.bin").write_bytes(payload)
+    good = RemoteFile("demo", "file.bin", url=f"{base}/file.bin", sha256=hashlib.sha256(payload).hexdigest())
+    data_dir = tmp_path / "data"
+    assert locate(good, data_dir) == data_dir / "demo" / "file.bin"
+    assert (data_dir / "demo" / "file.bin").read_bytes() == payload
+
+    bad = RemoteFile("demo", "other.bin", url=f"{base}/file.bin", sha256="0" * 64)
+    with pytest.raises(DatasetMissingError, match="failed"):
+        locate(bad, data_dir)
+    assert not (data_dir / "demo" / "other.bin").exists(), "a file failing its checksum is never put in place"
 
 
 def test_batched_pipeline_batches_shuffles_and_states_sharding():
