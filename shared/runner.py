@@ -227,12 +227,7 @@ def train(project: Project, cfg: RunConfig) -> Path:
             "Lower the learning rate (--hp learning_rate=...) or check the data for NaNs, "
             "then train again with a new --run-dir."
         )
-    best = run_dir / "checkpoints" / "best.weights.h5"
-    if best.is_file():
-        try:
-            model.load_weights(str(best))  # the epoch with the best validation objective, not the last
-        except (OSError, ValueError) as e:  # e.g. killed while it was being written
-            print(f"warning: {best} is unreadable ({e}); keeping the last epoch's weights", flush=True)
+    load_best_weights(model, run_dir / "checkpoints" / "best.weights.h5")
     metrics = evaluate_model(project, model, splits, cfg, run_dir)  # every worker: evaluation is collective
     if is_chief:
         model.save(str(run_dir / "model.keras"))
@@ -240,6 +235,18 @@ def train(project: Project, cfg: RunConfig) -> Path:
         finish_report(project, run_dir, metrics)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)  # everything is saved: nothing left to resume
     return run_dir
+
+
+def load_best_weights(model: keras.Model, best: Path) -> bool:
+    """Loads the epoch with the best validation objective (not the last); False if there is none to load."""
+    if not best.is_file():
+        return False
+    try:
+        model.load_weights(str(best))
+        return True
+    except (OSError, ValueError) as e:  # e.g. killed while it was being written
+        print(f"warning: {best} is unreadable ({e}); keeping the last epoch's weights", flush=True)
+        return False
 
 
 def _worker_dir(cfg: RunConfig, worker: int) -> tuple[Path, bool]:
