@@ -26,6 +26,16 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(partial, path)
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON file the project wrote; unreadable or truncated is a UserError naming it."""
+    from shared.config import UserError
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read {path}: {e}") from e
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()

@@ -24,7 +24,13 @@ from shared import export, reporting
 from shared.config import RunConfig, UserError, check_resume_compatible
 from shared.data import batched
 from shared.project import Project, Splits
-from shared.strategy import configure_precision, global_batch_size, make_strategy, worker_index
+from shared.strategy import (
+    configure_precision,
+    global_batch_size,
+    is_multi_worker,
+    make_strategy,
+    worker_index,
+)
 
 RUNS_ROOT = Path("runs")
 
@@ -129,17 +135,10 @@ def check_existing_run(run_dir: Path, cfg: RunConfig) -> bool:
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         return False
-    check_resume_compatible(read_json(config_path)["run"], cfg.to_json(), run_dir)
+    check_resume_compatible(reporting.read_json(config_path)["run"], cfg.to_json(), run_dir)
     if (run_dir / "metrics.json").is_file() and not (run_dir / "backup").exists():
         raise UserError(f"{run_dir} holds a finished run; pass a new --run-dir to train again")
     return True
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read {path}: {e}") from e
 
 
 def trim_history(run_dir: Path) -> None:
@@ -149,7 +148,7 @@ def trim_history(run_dir: Path) -> None:
         return
     import pandas as pd
 
-    resumed_from = int(read_json(metadata)["epoch"])
+    resumed_from = int(reporting.read_json(metadata)["epoch"])
     frame = pd.read_csv(history)
     if (frame["epoch"] >= resumed_from).any():
         frame[frame["epoch"] < resumed_from].to_csv(history, index=False)
@@ -168,7 +167,7 @@ class EpochTimer(keras.callbacks.Callback):
 
 def train(project: Project, cfg: RunConfig) -> Path:
     """Trains, evaluates, saves and exports one run; returns the run folder."""
-    if os.environ.get("TF_CONFIG") and cfg.strategy in ("auto", "multi_worker") and not cfg.run_dir:
+    if is_multi_worker(cfg.strategy) and not cfg.run_dir:
         raise UserError(
             "multi-worker training needs --run-dir (the same folder, on a disk all workers share)"
         )
@@ -299,7 +298,10 @@ def export_run(project: Project, run_dir: Path, splits: Splits) -> dict[str, flo
 def finish_report(project: Project, run_dir: Path, metrics: dict[str, Any]) -> None:
     reporting.plot_history(run_dir / "history.csv", run_dir / "plots" / "training_curves.png")
     reporting.write_json(run_dir / "metrics.json", metrics)
-    config, hparams = read_json(run_dir / "config.json"), read_json(run_dir / "hparams.json")
+    config, hparams = (
+        reporting.read_json(run_dir / "config.json"),
+        reporting.read_json(run_dir / "hparams.json"),
+    )
     reporting.write_report(run_dir, f"{project.name} run", metrics, {**config, "hparams": hparams})
 
 
@@ -313,7 +315,7 @@ def load_run(run_dir: Path) -> RunConfig:
             f"{run_dir} has no model.keras: the run did not finish; rerun train with this --run-dir"
         )
     try:
-        return RunConfig(**read_json(config_path)["run"])
+        return RunConfig(**reporting.read_json(config_path)["run"])
     except (KeyError, TypeError) as e:
         raise UserError(f"{config_path} is not a run config this version can read: {e}") from e
 

@@ -31,6 +31,11 @@ def split_cpu(replicas: int) -> None:
             ) from e
 
 
+def is_multi_worker(name: str) -> bool:
+    """Whether `--strategy NAME` means MultiWorkerMirroredStrategy here (auto does when TF_CONFIG is set)."""
+    return name == "multi_worker" or (name == "auto" and bool(os.environ.get("TF_CONFIG")))
+
+
 def make_strategy(name: str = "auto", cpu_replicas: int = 0) -> tf.distribute.Strategy:
     """The strategy for `--strategy NAME` (a bad name is a clear error)."""
     if name not in STRATEGIES:
@@ -38,18 +43,13 @@ def make_strategy(name: str = "auto", cpu_replicas: int = 0) -> tf.distribute.St
     # Physical devices only until the strategy exists: listing logical devices starts TensorFlow's
     # runtime, after which neither the CPU split nor multi-worker collectives can be configured.
     gpus = tf.config.list_physical_devices("GPU")
-    if name == "auto":
-        if os.environ.get("TF_CONFIG"):
-            name = "multi_worker"
-        elif len(gpus) >= 2 or cpu_replicas > 1:
-            name = "mirrored"
-        else:
-            name = "one"
-    if name == "multi_worker":
+    if is_multi_worker(name):
         if not os.environ.get("TF_CONFIG"):
             raise UserError("--strategy multi_worker needs TF_CONFIG describing the cluster and this worker")
         patch_keras_for_multi_worker()
         return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "auto":
+        name = "mirrored" if len(gpus) >= 2 or cpu_replicas > 1 else "one"
     split_cpu(cpu_replicas)
     if name == "one":
         return tf.distribute.get_strategy()  # the default strategy: no distribution overhead

@@ -8,7 +8,6 @@ stopped and does not repeat finished trials. The best values are written as a fl
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import keras
@@ -19,8 +18,8 @@ from shared.callbacks import schedule_callback
 from shared.config import RunConfig, UserError, check_resume_compatible
 from shared.data import batched
 from shared.project import Project
-from shared.runner import RUNS_ROOT, build_checked, read_json, set_seeds
-from shared.strategy import configure_precision, global_batch_size, make_strategy
+from shared.runner import RUNS_ROOT, build_checked, set_seeds
+from shared.strategy import configure_precision, global_batch_size, is_multi_worker, make_strategy
 
 TUNERS = ("bayesian", "hyperband", "random")
 
@@ -60,7 +59,7 @@ def tune(project: Project, cfg: RunConfig, tuner_name: str = "bayesian", max_tri
     """Runs (or continues) the search; returns the path of best_hparams.json."""
     if max_trials < 1:
         raise UserError(f"--max-trials must be at least 1; got {max_trials}")
-    if cfg.strategy == "multi_worker" or (cfg.strategy == "auto" and os.environ.get("TF_CONFIG")):
+    if is_multi_worker(cfg.strategy):
         raise UserError(
             "tune runs on one machine (one or several devices); for a search across machines use "
             "keras-tuner's chief/worker mode (KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP/PORT)"
@@ -117,7 +116,7 @@ def record_search(directory: Path, cfg: RunConfig, tuner_name: str) -> None:
     settings = {**cfg.to_json(), "tuner": tuner_name}
     path = directory / "search.json"
     if path.is_file():
-        check_resume_compatible(read_json(path), settings, directory)
+        check_resume_compatible(reporting.read_json(path), settings, directory)
     else:
         try:
             directory.mkdir(parents=True, exist_ok=True)

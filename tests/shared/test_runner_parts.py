@@ -114,3 +114,19 @@ def test_report_embeds_plots_and_metrics(tmp_path):
     assert "plots/training_curves.png" in text and "plots/confusion_matrix.png" in text
     reporting.write_json(tmp_path / "m.json", {"a": np.float32(0.5), "b": np.int64(3)})
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": 0.5, "b": 3}
+
+
+def test_run_folders_latest_link_and_same_second_starts(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "RUNS_ROOT", tmp_path / "runs")
+    cfg = RunConfig(project="demo")
+    first, resuming = runner.prepare_run_dir(cfg, {})
+    second, _ = runner.prepare_run_dir(cfg, {})
+    assert not resuming and first != second, "two runs started in the same second share no folder"
+    latest = tmp_path / "runs" / "demo" / "latest"
+    assert latest.resolve() == second.resolve()
+
+    again, resuming = runner.prepare_run_dir(RunConfig(project="demo", run_dir=str(latest)), {})
+    assert resuming and again == second.resolve(), (
+        "--run-dir runs/<project>/latest resumes the run it points at"
+    )
+    assert latest.is_symlink() and latest.resolve() == second.resolve()
