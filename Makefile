@@ -38,6 +38,12 @@ evaluate-%: $(STAMP) ## re-evaluate a run (default runs/<project>/latest)
 export-%: $(STAMP) ## export a run's SavedModel and check it in a fresh process
 	$(PY) -m projects.$* export $(ARGS)
 
+predict-%: $(STAMP) ## a project's predict: make predict-churn_ann ARGS="runs/churn_ann/latest customers.csv"
+	$(PY) -m projects.$* predict $(ARGS)
+
+seeds-%: $(STAMP) ## train over N seeds, mean and spread: make seeds-churn_ann ARGS="--n 5"
+	$(PY) -m projects.$* seeds $(ARGS)
+
 test: $(STAMP) ## the whole test suite: no network, no dataset mirror
 	$(PY) -m pytest $(ARGS)
 

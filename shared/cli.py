@@ -68,6 +68,16 @@ def add_run_arguments(parser: argparse.ArgumentParser, defaults: dict[str, Any])
     add("--smoke", action="store_true", help="a few steps on tiny generated data: no dataset needed")
 
 
+def add_project_options(parser: argparse.ArgumentParser, project: Project) -> None:
+    """The project's own flags, in a group of their own; their names are kept for `config_from_args`."""
+    if project.add_options is None:
+        return
+    probe = argparse.ArgumentParser(add_help=False)
+    project.add_options(probe)
+    project.add_options(parser.add_argument_group(f"{project.name} options"))
+    parser.set_defaults(project_options=tuple(vars(probe.parse_args([]))))
+
+
 def config_from_args(project: Project, args: argparse.Namespace) -> RunConfig:
     hparams = load_hparams_file(args.hparams_file) if args.hparams_file else {}
     hparams.update(parse_hparam_assignment(text) for text in args.hp)
@@ -90,6 +100,7 @@ def config_from_args(project: Project, args: argparse.Namespace) -> RunConfig:
         early_stopping_patience=args.early_stopping_patience,
         hparams_file=args.hparams_file,
         hparams=hparams,
+        options={name: getattr(args, name) for name in getattr(args, "project_options", ())},
         smoke=args.smoke,
     )
 
@@ -97,11 +108,11 @@ def config_from_args(project: Project, args: argparse.Namespace) -> RunConfig:
 def build_parser(project: Project) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m projects.{project.name}")
     commands = parser.add_subparsers(dest="command", required=True)
-    add_run_arguments(
-        commands.add_parser("train", help="train, evaluate and export one run"), project.defaults
-    )
+    train = commands.add_parser("train", help="train, evaluate and export one run")
     tune = commands.add_parser("tune", help="keras-tuner search; writes best_hparams.json")
-    add_run_arguments(tune, project.defaults)
+    for command_parser in (train, tune):
+        add_run_arguments(command_parser, project.defaults)
+        add_project_options(command_parser, project)
     tune.add_argument("--tuner", choices=("bayesian", "hyperband", "random"), default="bayesian")
     tune.add_argument("--max-trials", type=int, default=10, help="trial budget (default: %(default)s)")
     latest = f"runs/{project.name}/latest"

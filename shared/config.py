@@ -36,6 +36,7 @@ class RunConfig:
     early_stopping_patience: int = 0  # 0: off
     hparams_file: str | None = None
     hparams: dict[str, Any] = field(default_factory=dict)  # from --hparams FILE, then --hp KEY=VALUE
+    options: dict[str, Any] = field(default_factory=dict)  # the project's own flags (--dataset, ...)
     smoke: bool = False  # a few steps on tiny generated data: no dataset needed
 
     def to_json(self) -> dict[str, Any]:

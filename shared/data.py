@@ -9,6 +9,7 @@ with DATA_OFFLINE=1); offline, the error names the file, where it was looked for
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,8 +79,12 @@ def batched(
     shuffle: bool,
     seed: int,
     cache: bool = True,
+    preprocess: Callable | None = None,
 ) -> tf.data.Dataset:
-    """cache -> shuffle -> batch (global size) -> prefetch, for one split of unbatched examples.
+    """cache -> shuffle -> batch (global size) -> preprocess -> prefetch, for one split of examples.
+
+    `preprocess` (a split's adapted preprocessor) maps each batch of raw features, leaving the label and
+    any sample weight as they are; it runs batched because its lookups are much faster on batches.
 
     Sharding is set to DATA explicitly: the default AUTO policy falls back to it silently for in-memory
     data under MultiWorkerMirroredStrategy, and a stated policy is one nobody has to guess.
@@ -90,7 +95,12 @@ def batched(
         size = int(dataset.cardinality())
         buffer = size if 0 < size <= 100_000 else 10_000
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(global_batch_size).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(global_batch_size)
+    if preprocess is not None:
+        dataset = dataset.map(
+            lambda features, *rest: (preprocess(features), *rest), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)

@@ -19,17 +19,26 @@ import numpy as np
 SIGNATURE = "serving_default"
 
 
-def export_saved_model(model, endpoint, path: Path) -> dict[str, np.ndarray]:
-    """Writes the SavedModel; returns the endpoint's eager answers on the example inputs (the reference)."""
+def export_saved_model(layers: list, endpoint, path: Path) -> dict[str, np.ndarray]:
+    """Writes the SavedModel; returns the endpoint's eager answers on the example inputs (the reference).
+
+    `layers`: the model and whatever else the endpoint calls that holds state (a preprocessor's lookup
+    tables); None entries are skipped. The input signature is a list of named TensorSpecs, one argument
+    each, or one dict of them (one argument holding every named input).
+    """
     import keras
     import tensorflow as tf
 
     serve, input_signature, examples = endpoint
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    for layer in layers:
+        if layer is not None:
+            archive.track(layer)
     archive.add_endpoint(name=SIGNATURE, fn=serve, input_signature=input_signature)
     archive.write_out(str(path), verbose=False)
-    reference = serve(**{name: tf.constant(value) for name, value in examples.items()})
+    inputs = {name: tf.constant(value) for name, value in examples.items()}
+    takes_dict = len(input_signature) == 1 and isinstance(input_signature[0], dict)
+    reference = serve(inputs) if takes_dict else serve(**inputs)
     return {name: np.asarray(value) for name, value in reference.items()}
 
 

@@ -22,17 +22,25 @@ from shared.config import RunConfig
 
 @dataclass(frozen=True)
 class Splits:
-    """Train / validation / test splits of unbatched `(features, label)` examples."""
+    """Train / validation / test splits of unbatched `(features, label[, sample_weight])` examples.
+
+    `preprocessor`, when there is one, is a Keras layer adapted on the training split only (a
+    FeatureSpace, a TextVectorization): the pipelines apply it to batches of raw features, the run saves
+    it beside the model, and the serving export wraps it, so the SavedModel takes raw inputs. It stays
+    outside the model because string inputs inside a model fail in `fit` under a distribution strategy.
+    """
 
     train: tf.data.Dataset
     validation: tf.data.Dataset
     test: tf.data.Dataset
     info: dict[str, Any] = field(default_factory=dict)  # sizes, class names...: recorded in metrics.json
+    preprocessor: keras.layers.Layer | None = None
 
 
-# A serving endpoint: a function of raw inputs (named keyword tensors) returning a dict of outputs,
-# its input signature, and a small batch of raw example inputs to check the export with.
-ServingEndpoint = tuple[Callable[..., dict[str, tf.Tensor]], list[tf.TensorSpec], dict[str, np.ndarray]]
+# A serving endpoint: a function of raw inputs returning a dict of outputs, its input signature (named
+# TensorSpecs, one per keyword argument, or a one-item list holding a dict of them for a function of one
+# dict), and a small batch of raw example inputs to check the export with.
+ServingEndpoint = tuple[Callable[..., dict[str, tf.Tensor]], list, dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -48,10 +56,14 @@ class Command:
 class Project:
     name: str
     load_data: Callable[[RunConfig], Splits]  # the real data, or tiny generated data when cfg.smoke
-    build_model: Callable[[kt.HyperParameters], keras.Model]  # compiled; every choice an hp with a default
+    # compiled; every choice an hp with a default; `splits` gives what the data decides (input width...).
+    # An hp named `batch_size` is the per-replica batch size, so `tune` can search it.
+    build_model: Callable[[kt.HyperParameters, Splits], keras.Model]
     evaluate: Callable[[keras.Model, Splits, RunConfig, Path], dict[str, Any]]  # metrics; plots into the path
     serving_endpoint: Callable[[keras.Model, Splits], ServingEndpoint]
     objective: str = "val_accuracy"  # what checkpoints keep the best of and the tuner maximises
     objective_direction: str = "max"
     defaults: dict[str, Any] = field(default_factory=dict)  # RunConfig defaults for this project
     commands: dict[str, Command] = field(default_factory=dict)
+    # adds the project's own train/tune flags (e.g. --dataset); their values land in RunConfig.options
+    add_options: Callable[[argparse.ArgumentParser], None] | None = None

@@ -64,7 +64,7 @@ def plot_history(history_csv: Path, out: Path) -> Path | None:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_confusion_matrix(
@@ -83,7 +83,7 @@ def plot_confusion_matrix(
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("confusion matrix (test)")
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def image_grid(images: np.ndarray, titles: Sequence[str], out: Path, columns: int = 8) -> Path:
@@ -94,10 +94,11 @@ def image_grid(images: np.ndarray, titles: Sequence[str], out: Path, columns: in
     for ax, image, title in zip(axes.flat, images, titles, strict=False):
         ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
         ax.set_title(title, fontsize=8)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
-def _save(fig: plt.Figure, out: Path) -> Path:
+def save_figure(fig: plt.Figure, out: Path) -> Path:
+    """Writes the figure (creating its folder) and closes it."""
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -105,8 +106,26 @@ def _save(fig: plt.Figure, out: Path) -> Path:
     return out
 
 
+def write_table(run_dir: Path, name: str, rows: dict[str, dict[str, Any]]) -> Path:
+    """tables/<name>.csv, one row per key of `rows`; report.md shows every table there."""
+    path = run_dir / "tables" / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame.from_dict(rows, orient="index").to_csv(path)
+    return path
+
+
+def markdown_table(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """{row name: {column: value}} as markdown lines; floats to 4 places."""
+    columns = list(dict.fromkeys(column for row in rows.values() for column in row))
+    lines = ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, row in rows.items():
+        cells = [f"{row[c]:.4f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_report(run_dir: Path, title: str, metrics: dict[str, Any], config: dict[str, Any]) -> Path:
-    """report.md: the headline metrics, every plot in plots/, and the settings that produced them."""
+    """report.md: the headline metrics, every table in tables/ and plot in plots/, and the settings."""
     lines = [
         f"# {title}",
         "",
@@ -121,6 +140,9 @@ def write_report(run_dir: Path, title: str, metrics: dict[str, Any], config: dic
         if isinstance(value, (int, float, str, bool)):
             shown = f"{value:.4f}" if isinstance(value, float) else str(value)
             lines.append(f"| {key} | {shown} |")
+    for table in sorted((run_dir / "tables").glob("*.csv")):
+        rows = pd.read_csv(table, index_col=0).to_dict(orient="index")
+        lines += ["", f"## {table.stem.replace('_', ' ')}", "", *markdown_table(rows)]
     plots = sorted((run_dir / "plots").glob("*.png"))
     if plots:
         lines += ["", "## Plots", ""]

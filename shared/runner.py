@@ -6,6 +6,7 @@ folder that already holds an unfinished run is resumed from its last epoch (Back
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -33,6 +34,7 @@ from shared.strategy import (
 )
 
 RUNS_ROOT = Path("runs")
+PREPROCESSOR = "preprocessor.keras"  # a split's adapted preprocessor, saved beside model.keras
 
 
 class TrainingDivergedError(UserError):
@@ -52,18 +54,23 @@ def hyperparameters(values: dict[str, Any]) -> kt.HyperParameters:
     return hp
 
 
-def build_checked(project: Project, values: dict[str, Any]) -> tuple[keras.Model, kt.HyperParameters]:
+def build_checked(
+    project: Project, values: dict[str, Any], splits: Splits, batch_size: int | None = None
+) -> tuple[keras.Model, kt.HyperParameters]:
     """`build_model` with `values` in place of defaults; a bad name or type is a UserError that names it.
 
     Given values are checked against the space of a model built with defaults first, since a wrongly
     typed value can break the build itself; whole numbers given for float hyperparameters become floats.
+    A model with a `batch_size` hyperparameter the user did not set gets `batch_size` (--batch-size), so
+    hparams.json records the batch the run used.
     """
-    if values:
-        defaults = hyperparameters({})
-        project.build_model(defaults)
-        values = check_hyperparameters(defaults, values)
+    probe = hyperparameters({})
+    project.build_model(probe, splits)
+    values = check_hyperparameters(probe, values)
+    if batch_size is not None and "batch_size" in probe and "batch_size" not in values:
+        values["batch_size"] = batch_size
     hp = hyperparameters(values)
-    return project.build_model(hp), hp
+    return project.build_model(hp, splits), hp
 
 
 def check_hyperparameters(hp: kt.HyperParameters, given: dict[str, Any]) -> dict[str, Any]:
@@ -175,8 +182,14 @@ def train(project: Project, cfg: RunConfig) -> Path:
     set_seeds(cfg)
     policy = configure_precision(cfg.mixed_precision)
     replicas = strategy.num_replicas_in_sync
-    batch = global_batch_size(cfg.batch_size, replicas, cfg.global_batch_size)
     worker, is_chief = worker_index()
+    # data and hyperparameters first: a typo or a missing file leaves no half-made run folder behind
+    splits = project.load_data(cfg)
+    with strategy.scope():
+        model, hp = build_checked(project, cfg.hparams, splits, cfg.batch_size)
+    batch = global_batch_size(hp.values.get("batch_size", cfg.batch_size), replicas, cfg.global_batch_size)
+    train_ds = batched(splits.train, batch, shuffle=True, seed=cfg.seed, preprocess=splits.preprocessor)
+    val_ds = batched(splits.validation, batch, shuffle=False, seed=cfg.seed, preprocess=splits.preprocessor)
     runtime = {
         "replicas": replicas,
         "global_batch_size": batch,
@@ -189,16 +202,12 @@ def train(project: Project, cfg: RunConfig) -> Path:
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
     }
-    # data and hyperparameters first: a typo or a missing file leaves no half-made run folder behind
-    splits = project.load_data(cfg)
-    train_ds = batched(splits.train, batch, shuffle=True, seed=cfg.seed)
-    val_ds = batched(splits.validation, batch, shuffle=False, seed=cfg.seed)
-    with strategy.scope():
-        model, hp = build_checked(project, cfg.hparams)
 
     run_dir, resuming = prepare_run_dir(cfg, runtime) if is_chief else _worker_dir(cfg, worker)
     trim_history(run_dir)
     reporting.write_json(run_dir / "hparams.json", hp.values)
+    if is_chief and splits.preprocessor is not None:
+        keras.saving.save_model(splits.preprocessor, str(run_dir / PREPROCESSOR))
     print(
         f"{project.name}: {runtime['strategy']} with {replicas} replica(s), global batch {batch} "
         f"({batch // replicas} per replica), {policy}; run folder {run_dir}"
@@ -287,9 +296,10 @@ def compiled_metrics(model: keras.Model, dataset: tf.data.Dataset, prefix: str =
 def export_run(project: Project, run_dir: Path, splits: Splits) -> dict[str, float]:
     """Exports model.keras as a SavedModel, checks it in a fresh process; returns the largest differences."""
     model = keras.models.load_model(str(run_dir / "model.keras"), compile=False)
+    splits = with_saved_preprocessor(splits, run_dir)
     endpoint = project.serving_endpoint(model, splits)
     path = run_dir / "saved_model"
-    reference = export.export_saved_model(model, endpoint, path)
+    reference = export.export_saved_model([model, splits.preprocessor], endpoint, path)
     differences = export.check_in_fresh_process(path, endpoint[2], reference)
     print(f"exported {path}; reloaded in a fresh process, largest difference {max(differences.values()):.2g}")
     return {f"export_max_abs_diff_{name}": diff for name, diff in differences.items()}
@@ -320,9 +330,23 @@ def load_run(run_dir: Path) -> RunConfig:
         raise UserError(f"{config_path} is not a run config this version can read: {e}") from e
 
 
+def with_saved_preprocessor(splits: Splits, run_dir: Path) -> Splits:
+    """`splits` with the preprocessor the run trained with (not one adapted again on today's data)."""
+    if splits.preprocessor is None:
+        return splits
+    path = Path(run_dir) / PREPROCESSOR
+    if not path.is_file():
+        raise UserError(f"{run_dir} has no {PREPROCESSOR}: the run did not finish; rerun its train command")
+    preprocessor = keras.saving.load_model(str(path))
+    if hasattr(preprocessor, "get_encoded_features"):  # a reloaded FeatureSpace builds lazily, eagerly only
+        preprocessor.get_encoded_features()
+    return dataclasses.replace(splits, preprocessor=preprocessor)
+
+
 def reevaluate(project: Project, run_dir: Path, cfg: RunConfig, splits: Splits) -> dict[str, Any]:
     """Evaluates a finished run's model.keras again; updates metrics.json and report.md."""
     model = keras.models.load_model(str(run_dir / "model.keras"))
+    splits = with_saved_preprocessor(splits, run_dir)
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     metrics.update(evaluate_model(project, model, splits, cfg, run_dir))

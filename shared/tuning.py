@@ -17,25 +17,51 @@ from shared import reporting
 from shared.callbacks import schedule_callback
 from shared.config import RunConfig, UserError, check_resume_compatible
 from shared.data import batched
-from shared.project import Project
+from shared.project import Project, Splits
 from shared.runner import RUNS_ROOT, build_checked, set_seeds
 from shared.strategy import configure_precision, global_batch_size, is_multi_worker, make_strategy
 
 TUNERS = ("bayesian", "hyperband", "random")
 
 
-def make_tuner(
-    project: Project, cfg: RunConfig, pinned: dict, name: str, max_trials: int, directory: Path, strategy
-) -> kt.Tuner:
-    policy = keras.mixed_precision.global_policy().name
+class SearchModel(kt.HyperModel):
+    """A project's `build_model` as a keras-tuner HyperModel.
 
-    def build(hp: kt.HyperParameters) -> keras.Model:
+    `fit` batches the raw splits itself, so a `batch_size` hyperparameter is searched like any other
+    (keras-tuner's documented way to tune training arguments), and the preprocessor runs in tf.data.
+    """
+
+    def __init__(self, project: Project, cfg: RunConfig, pinned: dict, splits: Splits, replicas: int):
+        super().__init__()
+        self.project = project
+        self.cfg = cfg
+        self.pinned = pinned
+        self.splits = splits
+        self.replicas = replicas
+        self.policy = keras.mixed_precision.global_policy().name
+
+    def build(self, hp: kt.HyperParameters) -> keras.Model:
         # keras-tuner clears the Keras session before each trial, and the dtype policy with it
-        keras.mixed_precision.set_global_policy(policy)
-        for hp_name, value in pinned.items():  # --hp / --hparams pin a value for the whole search
-            hp.Fixed(hp_name, value)
-        return project.build_model(hp)
+        keras.mixed_precision.set_global_policy(self.policy)
+        for name, value in self.pinned.items():  # --hp / --hparams pin a value for the whole search
+            hp.Fixed(name, value)
+        return self.project.build_model(hp, self.splits)
 
+    def fit(self, hp: kt.HyperParameters, model: keras.Model, *args, **kwargs):
+        cfg = self.cfg
+        per_replica = hp.values.get("batch_size", cfg.batch_size)
+        batch = global_batch_size(per_replica, self.replicas, cfg.global_batch_size)
+        pipeline = dict(seed=cfg.seed, preprocess=self.splits.preprocessor)
+        return model.fit(
+            batched(self.splits.train, batch, shuffle=True, **pipeline),
+            validation_data=batched(self.splits.validation, batch, shuffle=False, **pipeline),
+            shuffle=False,
+            **kwargs,
+        )
+
+
+def make_tuner(hypermodel: SearchModel, name: str, max_trials: int, directory: Path, strategy) -> kt.Tuner:
+    project, cfg = hypermodel.project, hypermodel.cfg
     common = dict(
         objective=kt.Objective(project.objective, direction=project.objective_direction),
         seed=cfg.seed,
@@ -45,11 +71,11 @@ def make_tuner(
         distribution_strategy=strategy,
     )
     if name == "bayesian":
-        return kt.BayesianOptimization(build, max_trials=max_trials, **common)
+        return kt.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
     if name == "random":
-        return kt.RandomSearch(build, max_trials=max_trials, **common)
+        return kt.RandomSearch(hypermodel, max_trials=max_trials, **common)
     if name == "hyperband":
-        tuner = kt.Hyperband(build, max_epochs=cfg.epochs, factor=3, **common)
+        tuner = kt.Hyperband(hypermodel, max_epochs=cfg.epochs, factor=3, **common)
         tuner.oracle.max_trials = max_trials  # Hyperband has no budget argument; the oracle honours this cap
         return tuner
     raise UserError(f"--tuner must be one of {', '.join(TUNERS)}; got {name!r}")
@@ -67,19 +93,17 @@ def tune(project: Project, cfg: RunConfig, tuner_name: str = "bayesian", max_tri
     strategy = make_strategy(cfg.strategy, cfg.cpu_replicas)  # first: it configures the runtime
     set_seeds(cfg)
     configure_precision(cfg.mixed_precision)
-    batch = global_batch_size(cfg.batch_size, strategy.num_replicas_in_sync, cfg.global_batch_size)
     default_dir = RUNS_ROOT / project.name / ("tuning-smoke" if cfg.smoke else "tuning")
     directory = Path(cfg.run_dir) if cfg.run_dir else default_dir
 
     splits = project.load_data(cfg)
-    train_ds = batched(splits.train, batch, shuffle=True, seed=cfg.seed)
-    val_ds = batched(splits.validation, batch, shuffle=False, seed=cfg.seed)
-    _, checked = build_checked(project, cfg.hparams)  # a bad --hp is a clear error before any trial
+    _, checked = build_checked(project, cfg.hparams, splits)  # a bad --hp is a clear error before any trial
     pinned = {name: checked.values[name] for name in cfg.hparams}
     keras.backend.clear_session()
     record_search(directory, cfg, tuner_name)
 
-    tuner = make_tuner(project, cfg, pinned, tuner_name, max_trials, directory, strategy)
+    hypermodel = SearchModel(project, cfg, pinned, splits, strategy.num_replicas_in_sync)
+    tuner = make_tuner(hypermodel, tuner_name, max_trials, directory, strategy)
     done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
     print(
         f"{project.name}: {tuner_name} search in {directory}, {done} of {max_trials} trials already done",
@@ -95,7 +119,7 @@ def tune(project: Project, cfg: RunConfig, tuner_name: str = "bayesian", max_tri
     schedule = schedule_callback(cfg.lr_schedule, cfg.epochs, project.objective, mode)
     if schedule:  # trials train as `train` will, so the chosen learning rate suits the schedule
         callbacks.insert(0, schedule)
-    tuner.search(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks, shuffle=False)
+    tuner.search(epochs=cfg.epochs, callbacks=callbacks)  # SearchModel.fit brings the data
 
     best = tuner.get_best_hyperparameters(1)
     if not best:

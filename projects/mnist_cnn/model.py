@@ -11,6 +11,8 @@ import keras
 import keras_tuner as kt
 from keras import layers
 
+from shared.project import Splits
+
 
 def conv_block(x, filters: int, dropout_rate: float, name: str):
     for i in (1, 2):
@@ -22,7 +24,8 @@ def conv_block(x, filters: int, dropout_rate: float, name: str):
     return layers.Dropout(dropout_rate, name=f"{name}_dropout")(x)
 
 
-def build_model(hp: kt.HyperParameters) -> keras.Model:
+def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.Model:
+    """The CNN for `hp`; MNIST's shapes are fixed, so it needs nothing from `splits`."""
     filters = hp.Int("filters", 16, 64, step=16, default=32)
     dense_units = hp.Int("dense_units", 64, 512, step=64, default=256)
     conv_dropout = hp.Float("conv_dropout", 0.0, 0.4, step=0.05, default=0.25)

@@ -90,7 +90,7 @@ def test_tune_refusals(monkeypatch, tmp_path):
     with pytest.raises(UserError, match="--max-trials must be at least 1"):
         tuning.tune(PROJECT, cfg, max_trials=0)
     with pytest.raises(UserError, match="--tuner must be one of"):
-        tuning.make_tuner(PROJECT, cfg, {}, "grid", 2, tmp_path, None)
+        tuning.make_tuner(tuning.SearchModel(PROJECT, cfg, {}, None, 1), "grid", 2, tmp_path, None)
     (tmp_path / "a_file").write_text("")
     with pytest.raises(UserError, match="cannot create the search folder"):
         tuning.record_search(tmp_path / "a_file" / "search", cfg, "random")

@@ -32,12 +32,12 @@ def test_unknown_or_mistyped_hparams_are_named():
     from projects.mnist_cnn import PROJECT
 
     with pytest.raises(UserError, match=r"unknown hyperparameter\(s\) filtres; this model has: .*filters"):
-        runner.build_checked(PROJECT, {"filtres": 16})
+        runner.build_checked(PROJECT, {"filtres": 16}, None)
     with pytest.raises(UserError, match="filters must be int, got 'many'"):  # breaks the build itself
-        runner.build_checked(PROJECT, {"filters": "many"})
+        runner.build_checked(PROJECT, {"filters": "many"}, None)
     with pytest.raises(UserError, match="augment must be bool"):
-        runner.build_checked(PROJECT, {"augment": 1})
-    _model, hp = runner.build_checked(PROJECT, {"learning_rate": 1})  # a whole number is a fine float
+        runner.build_checked(PROJECT, {"augment": 1}, None)
+    _model, hp = runner.build_checked(PROJECT, {"learning_rate": 1}, None)  # a whole number is a fine float
     assert hp.values["learning_rate"] == 1.0 and isinstance(hp.values["learning_rate"], float)
 
 
@@ -76,7 +76,7 @@ def nan_project() -> Project:
         ds = tf.data.Dataset.from_tensor_slices((x, np.zeros(32, np.float32)))
         return Splits(ds, ds, ds)
 
-    def build(hp):
+    def build(hp, splits):
         inputs = keras.Input((4,))
         outputs = keras.layers.Dense(1)(inputs)
         model = keras.Model(inputs, outputs)

@@ -1,0 +1,194 @@
+"""The network against logistic regression and gradient boosting, on the same split, in the same run.
+
+Each model's decision threshold is chosen on the validation split (the F1-best one, or the cheapest for
+`--false-negative-cost`), then every number is measured once on the test split. The baselines are
+scikit-learn pipelines over the same cleaned columns, with the same class weighting as the network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibrationDisplay
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.inspection import permutation_importance
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
+    PrecisionRecallDisplay,
+    RocCurveDisplay,
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    f1_score,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from projects.churn_ann.data import columns_of, frame_of, spec_for
+from shared import reporting
+from shared.config import RunConfig
+from shared.data import batched
+from shared.project import Splits
+
+THRESHOLD_FILE = "threshold.json"
+IMPORTANCE_REPEATS = 5
+
+
+def choose_threshold(labels: np.ndarray, scores: np.ndarray, false_negative_cost: float | None) -> float:
+    """The F1-best threshold, or with a cost, the one minimising cost x missed churners + false alarms."""
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    if false_negative_cost is None:
+        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+        return float(thresholds[np.argmax(f1)])
+    positives = labels.sum()
+    flagged = np.array([(scores >= t).sum() for t in thresholds])
+    true_positives = recall * positives
+    cost = false_negative_cost * (positives - true_positives) + (flagged - true_positives)
+    return float(thresholds[np.argmin(cost)])
+
+
+def scores_at(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
+    decisions = (probabilities >= threshold).astype(int)
+    return {
+        "test_roc_auc": roc_auc_score(labels, probabilities),
+        "test_pr_auc": average_precision_score(labels, probabilities),
+        "test_f1": f1_score(labels, decisions, zero_division=0),
+        "test_precision": precision_score(labels, decisions, zero_division=0),
+        "test_recall": recall_score(labels, decisions, zero_division=0),
+        "test_accuracy": accuracy_score(labels, decisions),
+        "test_brier": brier_score_loss(labels, probabilities),
+        "threshold": threshold,
+    }
+
+
+def baselines(cfg: RunConfig, seed: int) -> dict[str, Any]:
+    """Unfitted scikit-learn pipelines over the raw columns: one-hot categories, standardised numbers."""
+    spec = spec_for(cfg)
+    weight = "balanced" if cfg.options.get("class_weight", "balanced") == "balanced" else None
+
+    def encoder() -> ColumnTransformer:
+        return ColumnTransformer(
+            [
+                ("categories", OneHotEncoder(handle_unknown="ignore"), list(spec.strings + spec.integers)),
+                ("numbers", StandardScaler(), list(spec.numbers)),
+            ]
+        )
+
+    return {
+        "logistic_regression": make_pipeline(
+            encoder(), LogisticRegression(max_iter=2000, class_weight=weight)
+        ),
+        "gradient_boosting": make_pipeline(
+            encoder(), HistGradientBoostingClassifier(class_weight=weight, random_state=seed)
+        ),
+    }
+
+
+class NetworkClassifier(ClassifierMixin, BaseEstimator):
+    """The trained network (FeatureSpace + model) as a scikit-learn classifier of raw-column frames."""
+
+    def __init__(self, model: keras.Model | None = None, splits: Splits | None = None, cfg=None):
+        self.model, self.splits, self.cfg = model, splits, cfg
+
+    def fit(self, features: pd.DataFrame, labels: np.ndarray | None = None) -> NetworkClassifier:
+        self.classes_ = np.array([0, 1])  # already trained: fit only declares the classes
+        return self
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        encoded = self.splits.preprocessor(columns_of(features, spec_for(self.cfg)))
+        churn = np.asarray(self.model.predict(encoded, batch_size=4096, verbose=0)).reshape(-1)
+        return np.stack([1 - churn, churn], axis=1)
+
+
+def probabilities(model: keras.Model, splits: Splits, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The network's churn probabilities on one split, through the same pipeline as training."""
+    dataset = getattr(splits, split)
+    labels = np.concatenate([y for _, y, *_ in dataset.batch(100_000).as_numpy_iterator()])
+    pipeline = batched(dataset, 1024, shuffle=False, seed=0, cache=False, preprocess=splits.preprocessor)
+    return np.asarray(model.predict(pipeline, verbose=0)).reshape(-1), labels
+
+
+def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    cost = cfg.options.get("false_negative_cost")
+    train_x, train_y = frame_of(splits.train)
+    val_x, val_y = frame_of(splits.validation)
+    test_x, test_y = frame_of(splits.test)
+
+    predictions = {}  # name -> (validation probabilities, test probabilities)
+    val_p, _ = probabilities(model, splits, "validation")
+    test_p, _ = probabilities(model, splits, "test")
+    predictions["network"] = (val_p, test_p)
+    for name, pipeline in baselines(cfg, cfg.seed).items():
+        pipeline.fit(train_x, train_y)
+        predictions[name] = (pipeline.predict_proba(val_x)[:, 1], pipeline.predict_proba(test_x)[:, 1])
+
+    comparison = {}
+    for name, (val_p, test_p) in predictions.items():
+        comparison[name] = scores_at(test_y, test_p, choose_threshold(val_y, val_p, cost))
+    network = comparison["network"]
+    reporting.write_table(run_dir, "test_scores_of_every_model", comparison)
+    reporting.write_json(
+        run_dir / THRESHOLD_FILE,
+        {"threshold": network["threshold"], "chosen_by": "max F1" if cost is None else f"FN cost {cost}"},
+    )
+
+    plots = run_dir / "plots"
+    plot_curves(test_y, {name: p for name, (_, p) in predictions.items()}, plots)
+    decisions = (predictions["network"][1] >= network["threshold"]).astype(int)
+    reporting.plot_confusion_matrix(test_y, decisions, ["stays", "churns"], plots / "confusion_matrix.png")
+    importance = permutation_importance(
+        NetworkClassifier(model, splits, cfg).fit(test_x),
+        test_x,
+        test_y,
+        scoring="roc_auc",
+        n_repeats=IMPORTANCE_REPEATS,
+        random_state=cfg.seed,
+    )
+    drops = pd.Series(importance.importances_mean, index=test_x.columns).sort_values(ascending=False)
+    plot_importance(drops, importance.importances_std[np.argsort(-importance.importances_mean)], plots)
+
+    return {
+        **network,
+        "threshold_chosen_by": "max validation F1" if cost is None else f"validation cost, FN = {cost} x FP",
+        "test_size": len(test_y),
+        "baselines": {name: comparison[name] for name in comparison if name != "network"},
+        "permutation_importance_roc_auc": {name: round(float(v), 4) for name, v in drops.items()},
+    }
+
+
+def plot_curves(labels: np.ndarray, probabilities: dict[str, np.ndarray], plots: Path) -> None:
+    """ROC and precision-recall curves of every model on the test split, and their calibration."""
+    for display, filename in (
+        (RocCurveDisplay, "roc_curves.png"),
+        (PrecisionRecallDisplay, "pr_curves.png"),
+    ):
+        fig, ax = plt.subplots(figsize=(5.5, 5))
+        for name, p in probabilities.items():
+            display.from_predictions(labels, p, name=name, ax=ax)
+        ax.set_title(f"{filename.split('_')[0].upper()} on the test split")
+        reporting.save_figure(fig, plots / filename)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name, p in probabilities.items():
+        CalibrationDisplay.from_predictions(labels, p, n_bins=10, strategy="quantile", name=name, ax=ax)
+    ax.set_title("Calibration on the test split")
+    reporting.save_figure(fig, plots / "calibration.png")
+
+
+def plot_importance(drops: pd.Series, spread: np.ndarray, plots: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(drops) + 1.2))
+    ax.barh(drops.index[::-1], drops.to_numpy()[::-1], xerr=spread[::-1], color="tab:blue")
+    ax.set_xlabel("test ROC-AUC lost when the column is shuffled")
+    ax.set_title("Permutation importance (network)")
+    reporting.save_figure(fig, plots / "permutation_importance.png")

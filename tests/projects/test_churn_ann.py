@@ -1,0 +1,201 @@
+"""churn_ann: reading real-world CSV quirks, and training, serving and predicting on generated customers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from projects.churn_ann.data import DATASETS, columns_of, generate_rows, parse_rows, read_csv, write_csv
+from projects.churn_ann.evaluate import choose_threshold
+from shared.config import UserError
+from tests.conftest import last_line, run_cli
+
+TELCO = DATASETS["telco"]
+
+
+def telco_rows(n: int = 40, seed: int = 0) -> tuple[list[str], list[list[str]]]:
+    return generate_rows(TELCO, n, seed)
+
+
+def test_blank_total_charges_are_filled_from_tenure_and_monthly_charges():
+    header, rows = telco_rows()
+    tenure, monthly, total = (header.index(c) for c in ("tenure", "MonthlyCharges", "TotalCharges"))
+    rows[3][tenure], rows[3][monthly], rows[3][total] = "0", "29.85", " "
+    rows[5][tenure], rows[5][monthly], rows[5][total] = "2", "10", ""
+    table = parse_rows(header, rows, list(range(2, 42)), TELCO, True, "t")
+    assert not table.problems
+    assert table.filled_blanks["TotalCharges"] >= 2
+    assert table.features.loc[3, "TotalCharges"] == 0.0
+    assert table.features.loc[5, "TotalCharges"] == 20.0
+    assert set(table.labels) <= {0, 1} and len(table.labels) == 40
+
+
+def test_bad_rows_are_named_by_line_and_column_and_skipped(tmp_path):
+    header, rows = telco_rows()
+    rows[0][header.index("tenure")] = "twelve"
+    rows[1] = rows[1][:5]  # a short row
+    rows[2][header.index("SeniorCitizen")] = "0.5"
+    rows[3][header.index("Churn")] = "Maybe"
+    rows[4][header.index("Contract")] = ""
+    table = read_csv(write_csv(tmp_path / "c.csv", header, rows), TELCO, need_target=True)
+    assert table.problems == {
+        0: "line 2: column tenure: 'twelve' is not a number",
+        1: f"line 3: 5 fields, the header has {len(header)}",
+        2: "line 4: column SeniorCitizen: '0.5' is not a whole number",
+        3: "line 5: column Churn: 'Maybe' is neither 'Yes' nor 'No'",
+        4: "line 6: column Contract is blank",
+    }
+    assert len(table.features) == len(rows) - 5 and len(table.labels) == len(rows) - 5
+    assert 0 not in table.features.index
+
+
+def test_a_missing_column_is_an_error_that_names_it(tmp_path):
+    header, rows = telco_rows()
+    keep = [i for i, name in enumerate(header) if name != "MonthlyCharges"]
+    path = write_csv(tmp_path / "c.csv", [header[i] for i in keep], [[r[i] for i in keep] for r in rows])
+    with pytest.raises(UserError, match="has no column MonthlyCharges"):
+        read_csv(path, TELCO, need_target=True)
+    assert len(read_csv(write_csv(tmp_path / "d.csv", header[:-1], [r[:-1] for r in rows]), TELCO, False).raw)
+
+
+def test_threshold_is_chosen_for_f1_or_for_a_cost():
+    rng = np.random.default_rng(0)
+    labels = (rng.random(2000) < 0.3).astype(int)
+    scores = np.clip(0.3 * labels + rng.normal(0.35, 0.2, 2000), 0, 1)
+    by_f1 = choose_threshold(labels, scores, None)
+    expensive_misses = choose_threshold(labels, scores, 20.0)
+    cheap_misses = choose_threshold(labels, scores, 0.2)
+    assert expensive_misses < by_f1 < cheap_misses
+
+
+# --- through the command line, on a generated Telco-style CSV -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def data_dir(session_dir) -> Path:
+    """A generated Telco CSV with a learnable rule, blanks where Telco has them, and two broken rows."""
+    header, rows = generate_rows(TELCO, 1500, seed=7)
+    rows[10][header.index("MonthlyCharges")] = "n/a"
+    rows[20] = rows[20][:3]
+    root = session_dir / "churn_data"
+    write_csv(root / TELCO.remote.dataset / TELCO.remote.filename, header, rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(session_dir, data_dir) -> Path:
+    run_dir = session_dir / "churn_run"
+    result = run_cli(
+        "churn_ann",
+        "train",
+        *("--data-dir", str(data_dir), "--epochs", "12", "--cpu-replicas", "2", "--run-dir", str(run_dir)),
+        cwd=session_dir,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert last_line(result.stdout) == str(run_dir)
+    return run_dir
+
+
+def test_train_on_raw_rows_beats_chance_and_reports_every_model(trained):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["test_roc_auc"] > 0.75, metrics["test_roc_auc"]  # chance is 0.5
+    for name in ("logistic_regression", "gradient_boosting"):
+        assert 0.5 < metrics["baselines"][name]["test_roc_auc"] <= 1
+    for key in ("test_pr_auc", "test_f1", "test_brier", "threshold"):
+        assert 0 <= metrics[key] <= 1
+    data = metrics["data"]
+    assert data["rows_read"] == 1500 and data["rows_skipped"] == 2
+    assert data["skipped_examples"][0] == "line 12: column MonthlyCharges: 'n/a' is not a number"
+    assert data["blanks_filled"]["TotalCharges"] == 3
+    assert sum(data["sizes"].values()) == 1498
+    config = json.loads((trained / "config.json").read_text())
+    assert config["runtime"]["replicas"] == 2 and config["run"]["options"]["dataset"] == "telco"
+    for plot in ("roc_curves", "pr_curves", "calibration", "confusion_matrix", "permutation_importance"):
+        assert (trained / "plots" / f"{plot}.png").is_file(), plot
+    table = pd.read_csv(trained / "tables" / "test_scores_of_every_model.csv", index_col=0)
+    assert list(table.index) == ["network", "logistic_regression", "gradient_boosting"]
+    assert "gradient_boosting" in (trained / "report.md").read_text()
+    importance = metrics["permutation_importance_roc_auc"]
+    assert set(importance) == set(TELCO.features)
+    # the rule uses gender, tenure and MonthlyCharges: each must matter more than the median column
+    assert min(importance[c] for c in ("tenure", "MonthlyCharges")) > np.median(list(importance.values()))
+
+
+def test_saved_model_takes_raw_columns_and_matches_keras_in_a_fresh_process(trained):
+    import keras
+
+    from shared.export import check_in_fresh_process, serve_saved_model
+
+    header, rows = generate_rows(TELCO, 20, seed=99)
+    table = parse_rows(header, rows, list(range(2, 22)), TELCO, True, "t")
+    columns = columns_of(table.features, TELCO)
+    preprocessor = keras.saving.load_model(str(trained / "preprocessor.keras"))
+    preprocessor.get_encoded_features()
+    model = keras.saving.load_model(str(trained / "model.keras"))
+    expected = np.asarray(model(preprocessor(columns))).reshape(-1)
+    differences = check_in_fresh_process(trained / "saved_model", columns, {"churn_probability": expected})
+    assert differences["churn_probability"] <= 1e-5
+
+    unseen = {name: values[:2].copy() for name, values in columns.items()}
+    unseen["Contract"][:] = "Teleport subscription"  # never seen in training: out-of-vocabulary bucket
+    unseen["SeniorCitizen"][:] = 7
+    served = serve_saved_model(trained / "saved_model", unseen)["churn_probability"]
+    assert served.shape == (2,) and np.all((served >= 0) & (served <= 1))
+
+
+def test_predict_scores_good_rows_and_lists_bad_ones(trained, tmp_path, session_dir):
+    header, rows = generate_rows(TELCO, 6, seed=5)
+    rows[1][header.index("tenure")] = "abc"
+    rows[2] = rows[2][:4]
+    rows[3][header.index("PaymentMethod")] = "Barter"
+    path = write_csv(tmp_path / "customers.csv", header, rows)
+    out = tmp_path / "scored.csv"
+    result = run_cli("churn_ann", "predict", str(trained), str(path), "--out", str(out), cwd=session_dir)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "error: line 3: column tenure: 'abc' is not a number" in result.stderr
+    assert "line 4: 4 fields" in result.stderr
+    scored = pd.read_csv(out, keep_default_na=False)
+    assert len(scored) == 6 and list(scored["line"]) == [2, 3, 4, 5, 6, 7]
+    good = scored["problem"] == ""
+    assert list(good) == [True, False, False, True, True, True]  # the unseen payment method is scored
+    probabilities = pd.to_numeric(scored.loc[good, "churn_probability"])
+    assert probabilities.between(0, 1).all()
+    assert set(scored.loc[good, "predicted_churn"]) <= {"yes", "no"}
+    assert (scored.loc[~good, "churn_probability"] == "").all()
+
+    missing = write_csv(tmp_path / "no_tenure.csv", [h for h in header if h != "tenure"], [["x"] * 20])
+    result = run_cli("churn_ann", "predict", str(trained), str(missing), cwd=session_dir)
+    assert result.returncode == 2 and "has no column tenure" in result.stderr
+
+
+def test_missing_dataset_names_the_file_and_the_place(session_dir):
+    result = run_cli("churn_ann", "train", "--dataset", "bank", "--epochs", "1", cwd=session_dir)
+    assert result.returncode == 2
+    assert "Churn_Modelling.csv" in result.stderr and "no-data/churn/Churn_Modelling.csv" in result.stderr
+
+
+def test_seeds_on_the_bank_layout_reports_mean_and_spread(session_dir):
+    folder = session_dir / "churn_seeds"
+    args = ("seeds", "--n", "2", "--smoke", "--dataset", "bank", "--epochs", "2", "--run-dir", str(folder))
+    result = run_cli("churn_ann", *args, cwd=session_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert set(summary["models"]) == {"network", "logistic_regression", "gradient_boosting"}
+    auc = summary["models"]["network"]["test_roc_auc"]
+    assert 0.5 < auc["mean"] <= 1 and auc["std"] >= 0
+    seeds = [json.loads((folder / f"seed-{s}" / "config.json").read_text())["run"]["seed"] for s in (42, 43)]
+    assert seeds == [42, 43]
+    assert "±" in (folder / "summary.md").read_text()
+
+
+def test_tune_searches_the_batch_size_too(session_dir):
+    directory = session_dir / "churn_tune"
+    args = ("tune", "--smoke", "--epochs", "2", "--max-trials", "2", "--tuner", "random")
+    result = run_cli("churn_ann", *args, "--run-dir", str(directory), cwd=session_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = json.loads((directory / "best_hparams.json").read_text())
+    assert {"layers", "units", "dropout", "l2", "learning_rate", "batch_size"} <= set(best)
