@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -177,7 +178,8 @@ def parse_rows(
     for name in spec.integers + spec.numbers:
         text = raw[name]
         values = pd.to_numeric(text.where(text != ""), errors="coerce")
-        for i in np.flatnonzero(values.isna() & (text != "")):
+        bad = (values.isna() & (text != "")) | np.isinf(values.fillna(0))
+        for i in np.flatnonzero(bad):
             problems.setdefault(int(i), f"line {lines[i]}: column {name}: {text.iat[i]!r} is not a number")
         if name in spec.integers:
             for i in np.flatnonzero(values.notna() & (values % 1 != 0)):
@@ -281,7 +283,8 @@ def frame_of(dataset: tf.data.Dataset) -> tuple[pd.DataFrame, np.ndarray]:
     features, labels = {}, []
     for batch in dataset.batch(100_000).as_numpy_iterator():
         for name, values in batch[0].items():
-            values = values.astype(str) if values.dtype == object else values
+            if values.dtype == object:  # tf.string arrives as bytes: decode as UTF-8, not numpy's ASCII
+                values = np.char.decode(values.astype(bytes), "utf-8")
             features.setdefault(name, []).append(values)
         labels.append(batch[1])
     return pd.DataFrame({k: np.concatenate(v) for k, v in features.items()}), np.concatenate(labels)
@@ -289,6 +292,11 @@ def frame_of(dataset: tf.data.Dataset) -> tuple[pd.DataFrame, np.ndarray]:
 
 def load(cfg: RunConfig) -> Splits:
     spec = spec_for(cfg)
+    cost = cfg.options.get("false_negative_cost")
+    if cost is not None and not cost > 0:  # checked before training, though only evaluation uses it
+        raise UserError(
+            f"--false-negative-cost must be above 0 (a miss costs that many false alarms); got {cost}"
+        )
     if cfg.smoke:
         header, rows = generate_rows(spec, SMOKE_ROWS, seed=cfg.seed)
         table = parse_rows(header, rows, list(range(2, len(rows) + 2)), spec, True, "generated data")
@@ -297,9 +305,13 @@ def load(cfg: RunConfig) -> Splits:
         path = locate(spec.remote, cfg.resolved_data_dir())
         table = read_csv(path, spec, need_target=True)
         source = str(path)
-    if len(table.features) < 20 or len(set(table.labels)) < 2:
+    per_class = np.bincount(table.labels, minlength=2)
+    if per_class.min() < 10:
+        reasons = "; ".join(list(table.problems.values())[:3])
         raise UserError(
-            f"{source}: {len(table.features)} usable rows with both classes are needed, at least 20"
+            f"{source}: {per_class[1]} churned and {per_class[0]} other usable rows; at least 10 of each "
+            f"are needed for a stratified split. {len(table.problems)} row(s) were bad"
+            + (f", e.g. {reasons}" if reasons else "")
         )
     split_seed = cfg.options.get("split_seed", 42)
     rest_x, test_x, rest_y, test_y = train_test_split(
@@ -318,9 +330,14 @@ def load(cfg: RunConfig) -> Splits:
         per_class = compute_class_weight("balanced", classes=np.array([0, 1]), y=train_y)
         weights = per_class[train_y].astype(np.float32)
     train = tf.data.Dataset.from_tensor_slices((columns_of(train_x, spec), train_y, weights))
-    preprocessor = feature_space(spec)
-    preprocessor.adapt(train.map(lambda features, *_: features).batch(1024))  # the training split only
-    preprocessor.get_encoded_features()
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")  # float16 cannot hold balances or their variance
+    try:
+        preprocessor = feature_space(spec)
+        preprocessor.adapt(train.map(lambda features, *_: features).batch(1024))  # the training split only
+        preprocessor.get_encoded_features()
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
     info = {
         "dataset": cfg.options.get("dataset", "telco"),
         "source": source,

@@ -157,7 +157,8 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
         random_state=cfg.seed,
     )
     drops = pd.Series(importance.importances_mean, index=test_x.columns).sort_values(ascending=False)
-    plot_importance(drops, importance.importances_std[np.argsort(-importance.importances_mean)], plots)
+    spread = pd.Series(importance.importances_std, index=test_x.columns)[drops.index]
+    plot_importance(drops, spread.to_numpy(), plots)
 
     return {
         **network,

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     scored["problem"] = ""
     if len(table.features):
         churn = serve_saved_model(saved_model, columns_of(table.features, spec))["churn_probability"]
-        scored.loc[table.features.index, "churn_probability"] = churn.round(4)
+        scored.loc[table.features.index, "churn_probability"] = churn.astype(np.float64).round(4)
         scored.loc[table.features.index, "predicted_churn"] = np.where(churn >= threshold, "yes", "no")
     for position, reason in table.problems.items():
         scored.loc[position, "problem"] = reason

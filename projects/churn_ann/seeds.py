@@ -2,7 +2,8 @@
 
 The split stays fixed (`--split-seed`); only the network's initialisation and shuffling change, so the
 spread is the seed noise the README's "beats its baselines" claim is measured against. Each seed is a full
-run in `<folder>/seed-<S>`; rerunning the command skips seeds already finished and resumes a killed one.
+run in `<folder>/seed-<S>`; rerunning the command with that folder as `--run-dir` skips seeds already
+finished and resumes a killed one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 
 from shared import reporting
 from shared.cli import add_project_options, add_run_arguments, config_from_args
-from shared.config import UserError
+from shared.config import UserError, check_resume_compatible
 from shared.runner import RUNS_ROOT, train
 
 SCORES = (
@@ -52,9 +53,14 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for seed in range(base.seed, base.seed + args.n):
         run_dir = folder / f"seed-{seed}"
+        cfg = dataclasses.replace(base, seed=seed, run_dir=str(run_dir))
+        if (run_dir / "config.json").is_file():  # a rerun continues these seeds, never mixes in others
+            check_resume_compatible(
+                reporting.read_json(run_dir / "config.json")["run"], cfg.to_json(), run_dir
+            )
         if not (run_dir / "metrics.json").is_file() or (run_dir / "backup").exists():
             keras.backend.clear_session()
-            train(PROJECT, dataclasses.replace(base, seed=seed, run_dir=str(run_dir)))
+            train(PROJECT, cfg)
         metrics = reporting.read_json(run_dir / "metrics.json")
         rows.append({"seed": seed, "model": "network", **{k: metrics[k] for k in SCORES}})
         for name, scores in metrics["baselines"].items():

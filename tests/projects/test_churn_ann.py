@@ -8,10 +8,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
-from projects.churn_ann.data import DATASETS, columns_of, generate_rows, parse_rows, read_csv, write_csv
+from projects.churn_ann.data import (
+    DATASETS,
+    columns_of,
+    frame_of,
+    generate_rows,
+    load,
+    parse_rows,
+    read_csv,
+    write_csv,
+)
 from projects.churn_ann.evaluate import choose_threshold
-from shared.config import UserError
+from shared.config import RunConfig, UserError
 from tests.conftest import last_line, run_cli
 
 TELCO = DATASETS["telco"]
@@ -51,6 +61,24 @@ def test_bad_rows_are_named_by_line_and_column_and_skipped(tmp_path):
     }
     assert len(table.features) == len(rows) - 5 and len(table.labels) == len(rows) - 5
     assert 0 not in table.features.index
+
+
+def test_infinite_numbers_are_bad_rows_and_text_stays_utf8():
+    header, rows = telco_rows()
+    rows[0][header.index("MonthlyCharges")] = "inf"
+    rows[1][header.index("PaymentMethod")] = "Transferencia en España"
+    table = parse_rows(header, rows, list(range(2, 42)), TELCO, True, "t")
+    assert table.problems == {0: "line 2: column MonthlyCharges: 'inf' is not a number"}
+    dataset = tf.data.Dataset.from_tensor_slices((columns_of(table.features, TELCO), table.labels))
+    features, labels = frame_of(dataset)
+    assert features.loc[0, "PaymentMethod"] == "Transferencia en España"
+    assert list(labels) == list(table.labels)
+
+
+def test_a_threshold_cost_must_be_positive():
+    cfg = RunConfig(project="churn_ann", smoke=True, options={"false_negative_cost": 0.0})
+    with pytest.raises(UserError, match="--false-negative-cost must be above 0"):
+        load(cfg)
 
 
 def test_a_missing_column_is_an_error_that_names_it(tmp_path):
