@@ -174,6 +174,16 @@ def test_saved_model_takes_raw_columns_and_matches_keras_in_a_fresh_process(trai
     served = serve_saved_model(trained / "saved_model", unseen)["churn_probability"]
     assert served.shape == (2,) and np.all((served >= 0) & (served <= 1))
 
+    unbilled = {name: values[:2].copy() for name, values in columns.items()}
+    unbilled["tenure"][:] = [0.0, 3.0]
+    unbilled["MonthlyCharges"][:] = [20.0, 20.0]
+    filled = {**unbilled, "TotalCharges": np.array([0.0, 60.0], np.float32)}
+    unbilled["TotalCharges"][:] = np.nan  # a blank TotalCharges: filled with tenure * MonthlyCharges
+    probabilities = [
+        serve_saved_model(trained / "saved_model", c)["churn_probability"] for c in (unbilled, filled)
+    ]
+    np.testing.assert_allclose(probabilities[0], probabilities[1], atol=1e-6)
+
 
 def test_predict_scores_good_rows_and_lists_bad_ones(trained, tmp_path, session_dir):
     header, rows = generate_rows(TELCO, 6, seed=5)

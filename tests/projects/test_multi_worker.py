@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 from tests.conftest import cli_command, cli_env
 
@@ -20,18 +21,18 @@ def free_local_ports(count: int) -> list[int]:
     return ports
 
 
-def test_two_workers_train_one_model(tmp_path):
+def train_on_two_workers(project: str, args: tuple[str, ...], tmp_path: Path) -> Path:
+    """`train ARGS` in two worker processes of one cluster on 127.0.0.1; returns the shared run folder."""
     run_dir = tmp_path / "multi"
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_local_ports(2)]}
     workers, logs = [], []
     for index in (0, 1):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        train = ("train", "--smoke", "--epochs", "3", "--batch-size", "32", "--run-dir", str(run_dir))
         log = (tmp_path / f"worker-{index}.log").open("w")  # files, not pipes: nobody reads while polling
         logs.append(log)
         workers.append(
             subprocess.Popen(
-                cli_command("mnist_cnn", *train),
+                cli_command(project, "train", *args, "--run-dir", str(run_dir)),
                 cwd=tmp_path,
                 env=cli_env(tmp_path, TF_CONFIG=tf_config),
                 stdout=log,
@@ -51,15 +52,26 @@ def test_two_workers_train_one_model(tmp_path):
     for index, worker in enumerate(workers):
         output = (tmp_path / f"worker-{index}.log").read_text()
         assert worker.returncode == 0, f"worker {index} failed:\n{output[-3000:]}"
-
     runtime = json.loads((run_dir / "config.json").read_text())["runtime"]
     # MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy
     assert runtime["strategy"] == "CollectiveAllReduceStrategy" and runtime["replicas"] == 2
+    assert (run_dir / "saved_model" / "saved_model.pb").is_file()
+    assert not (run_dir / "workers" / "worker-1" / "model.keras").exists(), "only the chief saves the model"
+    return run_dir
+
+
+def test_a_preprocessor_in_the_pipeline_trains_on_two_workers(tmp_path):
+    run_dir = train_on_two_workers("churn_ann", ("--smoke", "--epochs", "4", "--batch-size", "32"), tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test_roc_auc"] > 0.6, metrics["test_roc_auc"]
+    assert (run_dir / "preprocessor.keras").is_file()
+
+
+def test_two_workers_train_one_model(tmp_path):
+    run_dir = train_on_two_workers("mnist_cnn", ("--smoke", "--epochs", "3", "--batch-size", "32"), tmp_path)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.5, metrics["test_accuracy"]
-    assert (run_dir / "saved_model" / "saved_model.pb").is_file()
     worker_dir = run_dir / "workers" / "worker-1"
-    assert not (worker_dir / "model.keras").exists(), "only the chief saves the model"
     # gradients are all-reduced, so both workers hold the same trainable weights (BatchNormalization's
     # moving statistics are each replica's own unless the layer is built with synchronized=True)
     import keras
