@@ -44,6 +44,9 @@ predict-%: $(STAMP) ## a project's predict: make predict-churn_ann ARGS="runs/ch
 seeds-%: $(STAMP) ## train over N seeds, mean and spread: make seeds-churn_ann ARGS="--n 5"
 	$(PY) -m projects.$* seeds $(ARGS)
 
+compare-%: $(STAMP) ## a project's model comparison: make compare-imdb_gru ARGS="--epochs 2"
+	$(PY) -m projects.$* compare $(ARGS)
+
 test: $(STAMP) ## the whole test suite: no network, no dataset mirror
 	$(PY) -m pytest $(ARGS)
 

@@ -86,6 +86,26 @@ def plot_confusion_matrix(
     return save_figure(fig, out)
 
 
+def plot_score_curves(
+    labels: np.ndarray, probabilities: dict[str, np.ndarray], out: Path, kind: str = "roc"
+) -> Path:
+    """ROC ("roc"), precision-recall ("pr") or calibration ("calibration") curves of binary scorers."""
+    from sklearn.calibration import CalibrationDisplay
+    from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name, scores in probabilities.items():
+        if kind == "calibration":
+            CalibrationDisplay.from_predictions(
+                labels, scores, n_bins=10, strategy="quantile", name=name, ax=ax
+            )
+        else:
+            display = RocCurveDisplay if kind == "roc" else PrecisionRecallDisplay
+            display.from_predictions(labels, scores, name=name, ax=ax)
+    ax.set_title({"roc": "ROC", "pr": "Precision-recall", "calibration": "Calibration"}[kind])
+    return save_figure(fig, out)
+
+
 def image_grid(images: np.ndarray, titles: Sequence[str], out: Path, columns: int = 8) -> Path:
     rows = max(1, math.ceil(len(images) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
@@ -106,11 +126,14 @@ def save_figure(fig: plt.Figure, out: Path) -> Path:
     return out
 
 
-def write_table(run_dir: Path, name: str, rows: dict[str, dict[str, Any]]) -> Path:
-    """tables/<name>.csv, one row per key of `rows`; report.md shows every table there."""
+def write_table(
+    run_dir: Path, name: str, rows: dict[str, dict[str, Any]], columns: list[str] | None = None
+) -> Path:
+    """tables/<name>.csv, one row per key of `rows` (`columns` keeps the header of an empty table);
+    report.md shows every table there."""
     path = run_dir / "tables" / f"{name}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame.from_dict(rows, orient="index").to_csv(path)
+    pd.DataFrame.from_dict(rows, orient="index", columns=columns).to_csv(path)
     return path
 
 
@@ -119,7 +142,7 @@ def markdown_table(rows: dict[str, dict[str, Any]]) -> list[str]:
     columns = list(dict.fromkeys(column for row in rows.values() for column in row))
     lines = ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, row in rows.items():
-        cells = [f"{row[c]:.4f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns]
+        cells = [f"{row[c]:.4g}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
@@ -142,7 +165,13 @@ def write_report(run_dir: Path, title: str, metrics: dict[str, Any], config: dic
             lines.append(f"| {key} | {shown} |")
     for table in sorted((run_dir / "tables").glob("*.csv")):
         rows = pd.read_csv(table, index_col=0).to_dict(orient="index")
-        lines += ["", f"## {table.stem.replace('_', ' ')}", "", *markdown_table(rows)]
+        lines += [
+            "",
+            f"## {table.stem.replace('_', ' ')}",
+            "",
+            *(markdown_table(rows) if rows else ["(none)"]),
+            "",
+        ]
     plots = sorted((run_dir / "plots").glob("*.png"))
     if plots:
         lines += ["", "## Plots", ""]

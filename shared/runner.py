@@ -208,6 +208,7 @@ def train(project: Project, cfg: RunConfig) -> Path:
     reporting.write_json(run_dir / "hparams.json", hp.values)
     if is_chief and splits.preprocessor is not None:
         keras.saving.save_model(splits.preprocessor, str(run_dir / PREPROCESSOR))
+        with_saved_preprocessor(splits, run_dir)  # one that cannot be read back fails now, not after fit
     print(
         f"{project.name}: {runtime['strategy']} with {replicas} replica(s), global batch {batch} "
         f"({batch // replicas} per replica), {policy}; run folder {run_dir}"

@@ -15,14 +15,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.calibration import CalibrationDisplay
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
-    PrecisionRecallDisplay,
-    RocCurveDisplay,
     accuracy_score,
     average_precision_score,
     brier_score_loss,
@@ -145,7 +142,9 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
     )
 
     plots = run_dir / "plots"
-    plot_curves(test_y, {name: p for name, (_, p) in predictions.items()}, plots)
+    test_probabilities = {name: p for name, (_, p) in predictions.items()}
+    for kind, filename in (("roc", "roc_curves"), ("pr", "pr_curves"), ("calibration", "calibration")):
+        reporting.plot_score_curves(test_y, test_probabilities, plots / f"{filename}.png", kind)
     decisions = (predictions["network"][1] >= network["threshold"]).astype(int)
     reporting.plot_confusion_matrix(test_y, decisions, ["stays", "churns"], plots / "confusion_matrix.png")
     importance = permutation_importance(
@@ -167,24 +166,6 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
         "baselines": {name: comparison[name] for name in comparison if name != "network"},
         "permutation_importance_roc_auc": {name: round(float(v), 4) for name, v in drops.items()},
     }
-
-
-def plot_curves(labels: np.ndarray, probabilities: dict[str, np.ndarray], plots: Path) -> None:
-    """ROC and precision-recall curves of every model on the test split, and their calibration."""
-    for display, filename in (
-        (RocCurveDisplay, "roc_curves.png"),
-        (PrecisionRecallDisplay, "pr_curves.png"),
-    ):
-        fig, ax = plt.subplots(figsize=(5.5, 5))
-        for name, p in probabilities.items():
-            display.from_predictions(labels, p, name=name, ax=ax)
-        ax.set_title(f"{filename.split('_')[0].upper()} on the test split")
-        reporting.save_figure(fig, plots / filename)
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    for name, p in probabilities.items():
-        CalibrationDisplay.from_predictions(labels, p, n_bins=10, strategy="quantile", name=name, ax=ax)
-    ax.set_title("Calibration on the test split")
-    reporting.save_figure(fig, plots / "calibration.png")
 
 
 def plot_importance(drops: pd.Series, spread: np.ndarray, plots: Path) -> None:

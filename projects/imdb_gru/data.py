@@ -1,0 +1,164 @@
+"""The Large Movie Review Dataset (Maas et al. 2011) as raw text, and the TextVectorization adapted on it.
+
+25,000 labelled reviews train (5,000 of them, stratified, are held out for validation) and 25,000 test.
+Reviews are read straight from the tar.gz: `aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt`. Bytes that
+are not UTF-8 are replaced, never fatal. The vectorizer is adapted on the training split only.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+import zlib
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from sklearn.model_selection import train_test_split
+
+from shared.config import RunConfig, UserError
+from shared.data import DatasetMissingError, RemoteFile, locate
+from shared.project import Splits
+
+LABELLED = RemoteFile(dataset="imdb", filename="aclImdb_labelled.tar.gz")  # the labelled folders only
+ORIGINAL = RemoteFile(
+    dataset="imdb",
+    filename="aclImdb_v1.tar.gz",
+    url="https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+    sha256="c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",
+)
+VALIDATION_SIZE = 5_000
+MAX_TOKENS = 30_000  # the vectorizer's vocabulary; the model's `vocab_size` hp uses the most frequent part
+MAX_LENGTH = 600  # tokens kept per review; the model's `sequence_length` hp keeps the first part
+CLASS_NAMES = ["negative", "positive"]
+REVIEW_PATH = re.compile(r"aclImdb/(train|test)/(pos|neg)/\d+_\d+\.txt$")
+SMOKE_SIZES = {"train": 1_600, "test": 400}
+
+
+@keras.saving.register_keras_serializable(package="imdb_gru")
+def standardize(text: tf.Tensor) -> tf.Tensor:
+    """Lower case; HTML line breaks, punctuation and every other non-letter, non-digit to spaces.
+
+    keras-io's recipe strips ASCII punctuation only; then control and Unicode line-break characters stay
+    inside tokens, and the saved vocabulary file (one token a line) no longer reads back as it was written.
+    """
+    text = tf.strings.lower(text, encoding="utf-8")  # É -> é too, not only ASCII
+    text = tf.strings.regex_replace(text, r"<br\s*/?>", " ")
+    return tf.strings.regex_replace(text, r"[^\pL\pN]+", " ")
+
+
+def vectorizer(max_tokens: int = MAX_TOKENS, length: int = MAX_LENGTH) -> keras.layers.TextVectorization:
+    return keras.layers.TextVectorization(
+        max_tokens=max_tokens, standardize=standardize, output_sequence_length=length, name="vectorizer"
+    )
+
+
+def archive_path(data_dir: Path) -> Path:
+    """The mirror's labelled archive if present, else the original (downloaded when online)."""
+    labelled = Path(data_dir) / LABELLED.dataset / LABELLED.filename
+    if labelled.is_file():
+        return labelled
+    try:
+        return locate(ORIGINAL, data_dir)
+    except DatasetMissingError as e:
+        raise DatasetMissingError(f"{e} ({labelled} is read instead when it is there.)") from None
+
+
+def read_reviews(path: Path) -> dict[str, tuple[list[str], np.ndarray]]:
+    """{"train"|"test": (texts, labels 1 = positive)} from the archive, in name order."""
+    found: dict[str, list[tuple[str, str, int]]] = {"train": [], "test": []}
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            for member in archive:
+                match = REVIEW_PATH.search(member.name)
+                if match and member.isfile():
+                    raw = archive.extractfile(member).read()
+                    text = raw.decode("utf-8", errors="replace")
+                    found[match[1]].append((member.name, text, int(match[2] == "pos")))
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise UserError(
+            f"{path} is not a readable tar.gz of aclImdb/ ({e}); delete it and get it again"
+        ) from e
+    for split, rows in found.items():
+        if not rows:
+            raise UserError(
+                f"{path} holds no aclImdb/{split}/{{pos,neg}}/*.txt reviews; is it the IMDB archive?"
+            )
+    return {
+        split: ([text for _, text, _ in sorted(rows)], np.array([y for *_, y in sorted(rows)], np.int32))
+        for split, rows in found.items()
+    }
+
+
+POSITIVE = ["great", "excellent", "wonderful", "loved", "brilliant", "superb", "moving", "best"]
+NEGATIVE = ["awful", "terrible", "boring", "worst", "waste", "dull", "poor", "hated"]
+NEUTRAL = [
+    "the",
+    "a",
+    "film",
+    "movie",
+    "story",
+    "plot",
+    "actor",
+    "scene",
+    "and",
+    "of",
+    "it",
+    "was",
+    "to",
+    "in",
+    "this",
+    "with",
+    "that",
+    "on",
+    "for",
+    "as",
+]
+
+
+def generate_reviews(n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """Made-up reviews whose label is decided by their sentiment words, with HTML breaks as IMDB has."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n).astype(np.int32)
+    texts = []
+    for label in labels:
+        words = list(rng.choice(NEUTRAL, rng.integers(20, 60)))
+        for _ in range(rng.integers(2, 5)):
+            words.insert(rng.integers(0, len(words)), rng.choice(POSITIVE if label else NEGATIVE))
+        texts.append(" ".join(words[:15]) + ".<br /><br />" + " ".join(words[15:]) + "!")
+    return texts, labels
+
+
+def load(cfg: RunConfig) -> Splits:
+    if cfg.smoke:
+        reviews = {
+            split: generate_reviews(size, seed=cfg.seed + i)
+            for i, (split, size) in enumerate(SMOKE_SIZES.items())
+        }
+        source, validation_size = "generated (--smoke)", SMOKE_SIZES["test"]
+    else:
+        path = archive_path(cfg.resolved_data_dir())
+        reviews = read_reviews(path)
+        source, validation_size = str(path), VALIDATION_SIZE
+    texts, labels = reviews["train"]
+    train_x, val_x, train_y, val_y = train_test_split(
+        texts, labels, test_size=validation_size, stratify=labels, random_state=cfg.seed
+    )
+    test_x, test_y = reviews["test"]
+    preprocessor = vectorizer()
+    preprocessor.adapt(tf.data.Dataset.from_tensor_slices(train_x).batch(1024))  # the training split only
+    return Splits(
+        train=tf.data.Dataset.from_tensor_slices((train_x, train_y)),
+        validation=tf.data.Dataset.from_tensor_slices((val_x, val_y)),
+        test=tf.data.Dataset.from_tensor_slices((test_x, test_y)),
+        info={
+            "source": source,
+            "sizes": {"train": len(train_y), "validation": len(val_y), "test": len(test_y)},
+            "positive_share": {"train": float(train_y.mean()), "test": float(test_y.mean())},
+            "vocabulary": preprocessor.vocabulary_size(),
+            "max_length": MAX_LENGTH,
+            "class_names": CLASS_NAMES,
+        },
+        preprocessor=preprocessor,
+    )

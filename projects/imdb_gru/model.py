@@ -1,0 +1,103 @@
+"""Embedding -> (bidirectional) recurrent layers -> max and mean pooling -> sigmoid, over token ids.
+
+The vectorizer is adapted once, with room to spare (MAX_TOKENS words, MAX_LENGTH tokens). `vocab_size` and
+`sequence_length` are hyperparameters all the same: `Truncate` keeps the first `sequence_length` tokens and
+sends words past the `vocab_size` most frequent to the out-of-vocabulary id, so a search can try them
+without adapting the vectorizer again for every trial.
+"""
+
+from __future__ import annotations
+
+import keras
+import keras_tuner as kt
+from keras import layers, ops
+
+from projects.imdb_gru.data import MAX_LENGTH, MAX_TOKENS
+from shared.project import Splits
+
+CELLS = {"gru": layers.GRU, "lstm": layers.LSTM, "simple_rnn": layers.SimpleRNN}
+OOV_ID = 1  # TextVectorization: 0 pads, 1 is the out-of-vocabulary token
+
+
+@keras.saving.register_keras_serializable(package="imdb_gru")
+class Truncate(layers.Layer):
+    """Token ids [N, MAX_LENGTH] -> the first `length` of them, ids >= `vocab_size` as OOV."""
+
+    def __init__(self, vocab_size: int, length: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.length = vocab_size, length
+
+    def call(self, ids):
+        ids = ids[:, : self.length]
+        return ops.where(ids < self.vocab_size, ids, ops.full_like(ids, OOV_ID))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.length)
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "length": self.length}
+
+
+@keras.saving.register_keras_serializable(package="imdb_gru")
+class MaxAndMeanPooling(layers.Layer):
+    """States [N, T, F] -> [N, 2F]: their max and mean over the real tokens only, zeros for a text with none.
+
+    Keras's global pooling layers will not do: GlobalMaxPooling1D ignores the mask (and a bidirectional
+    layer's states are 0 at padding), GlobalAveragePooling1D divides by zero on an all-padding row.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, states, mask=None):
+        if mask is None:
+            mask = ops.ones(ops.shape(states)[:2], dtype="bool")
+        real = ops.expand_dims(ops.cast(mask, states.dtype), -1)
+        count = ops.sum(real, axis=1)
+        mean = ops.sum(states * real, axis=1) / ops.maximum(count, 1.0)
+        lowest = ops.full_like(states, -1e9)
+        maximum = ops.where(count > 0, ops.max(ops.where(real > 0, states, lowest), axis=1), 0.0)
+        return ops.concatenate([maximum, mean], axis=-1)
+
+    def compute_mask(self, states, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2 * input_shape[2])
+
+
+def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.Model:
+    """The recurrent classifier for `hp`; the input is the vectorizer's fixed-size id matrix."""
+    vocab_size = hp.Int("vocab_size", 5_000, MAX_TOKENS, step=5_000, default=20_000)
+    sequence_length = hp.Int("sequence_length", 100, MAX_LENGTH, step=50, default=500)
+    embedding_dim = hp.Int("embedding_dim", 32, 256, step=32, default=128)
+    cell = hp.Choice("cell", list(CELLS), default="gru")
+    units = hp.Int("units", 16, 128, step=16, default=64)
+    bidirectional = hp.Boolean("bidirectional", default=True)
+    depth = hp.Int("layers", 1, 2, default=1)
+    embedding_dropout = hp.Float("embedding_dropout", 0.0, 0.5, step=0.1, default=0.5)
+    pooling = hp.Choice("pooling", ["last", "max_and_mean"], default="max_and_mean")
+    dropout = hp.Float("dropout", 0.0, 0.6, step=0.1, default=0.5)
+    learning_rate = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
+
+    ids = keras.Input(shape=(MAX_LENGTH,), dtype="int64", name="token_ids")
+    x = Truncate(vocab_size, sequence_length, name="truncate")(ids)
+    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(x)
+    x = layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)  # whole word vectors
+    for i in range(depth):
+        sequences = i < depth - 1 or pooling == "max_and_mean"
+        layer = CELLS[cell](units, return_sequences=sequences, name=f"{cell}{i + 1}")
+        x = layers.Bidirectional(layer, name=f"bidirectional{i + 1}")(x) if bidirectional else layer(x)
+    if pooling == "max_and_mean":  # every position's state, not only the last one
+        x = MaxAndMeanPooling(name="max_and_mean")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="positive_probability")(x)
+
+    model = keras.Model(ids, outputs, name=f"imdb_{'bi' if bidirectional else ''}{cell}")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
+    )
+    return model

@@ -1,0 +1,146 @@
+"""imdb_gru: the review archive, and training, serving, predicting and comparing on generated reviews."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from projects.imdb_gru.data import read_reviews, standardize
+from shared.config import UserError
+from tests.conftest import last_line, run_cli
+
+# a short budget: 60 tokens, a small GRU; the generated reviews are at most ~65 words long
+FAST = (
+    *("--smoke", "--epochs", "3", "--hp", "sequence_length=60", "--hp", "units=16"),
+    *("--hp", "embedding_dim=32", "--hp", "learning_rate=0.01", "--hp", "dropout=0.2"),
+    *("--hp", "embedding_dropout=0.1"),
+)
+
+
+def write_archive(path: Path, reviews: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in reviews.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_archive_reviews_are_read_with_labels_and_bad_bytes_replaced(tmp_path):
+    path = write_archive(
+        tmp_path / "a.tar.gz",
+        {
+            "aclImdb/train/pos/0_9.txt": b"Loved it.<br />Great",
+            "aclImdb/train/neg/1_2.txt": b"Awful \xff film",  # not UTF-8: replaced, not fatal
+            "aclImdb/test/pos/0_10.txt": b"Superb",
+            "aclImdb/test/neg/3_1.txt": b"Dull",
+            "aclImdb/train/unsup/5_0.txt": b"no label",
+            "aclImdb/README": b"readme",
+        },
+    )
+    reviews = read_reviews(path)
+    texts, labels = reviews["train"]
+    assert texts == ["Awful \ufffd film", "Loved it.<br />Great"] and list(labels) == [0, 1]
+    assert list(reviews["test"][1]) == [0, 1]
+
+
+def test_an_archive_without_reviews_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="holds no aclImdb/train"):
+        read_reviews(write_archive(tmp_path / "a.tar.gz", {"other/file.txt": b"x"}))
+    (tmp_path / "broken.tar.gz").write_bytes(b"not a tar file")
+    with pytest.raises(UserError, match=r"is not a readable tar\.gz"):
+        read_reviews(tmp_path / "broken.tar.gz")
+
+
+def test_standardization_removes_html_breaks_and_punctuation():
+    text = standardize(tf.constant(["Great!<br /><br />A MUST-see, really."])).numpy()[0].decode()
+    assert text.split() == ["great", "a", "must", "see", "really"]
+
+
+def test_max_and_mean_pooling_sees_only_real_tokens():
+    from projects.imdb_gru.model import MaxAndMeanPooling
+
+    states = np.array([[[1, -2], [-3, -4], [9, 9]], [[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]]], "float32")
+    mask = np.array([[True, True, False], [False, False, False]])  # row 2: a text with no words at all
+    pooled = np.asarray(MaxAndMeanPooling()(states, mask=mask))
+    np.testing.assert_allclose(pooled, [[1.0, -2.0, -1.0, -3.0], [0.0, 0.0, 0.0, 0.0]])
+
+
+@pytest.fixture(scope="module")
+def trained(session_dir) -> Path:
+    run_dir = session_dir / "imdb_run"
+    result = run_cli("imdb_gru", "train", *FAST, "--run-dir", str(run_dir), cwd=session_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert last_line(result.stdout) == str(run_dir)
+    return run_dir
+
+
+def test_train_on_generated_reviews_beats_chance(trained):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.8, metrics["test_accuracy"]  # chance is 0.5
+    assert metrics["test_roc_auc"] > 0.85
+    assert metrics["export_max_abs_diff_positive_probability"] <= 1e-5  # raw strings, fresh process
+    assert (trained / "preprocessor.keras").is_file()
+    for plot in ("confusion_matrix", "roc_curve", "training_curves"):
+        assert (trained / "plots" / f"{plot}.png").is_file()
+    mistakes = pd.read_csv(trained / "tables" / "most_confident_mistakes.csv", index_col=0)
+    assert list(mistakes.columns) == ["true", "positive_probability", "review"]
+
+
+def test_saved_model_takes_raw_strings(trained):
+    import keras
+
+    from shared.export import check_in_fresh_process, serve_saved_model
+
+    texts = np.array(["A wonderful, moving film.<br />The best!", "Awful. A waste, boring and dull."])
+    vectorizer = keras.saving.load_model(str(trained / "preprocessor.keras"))
+    model = keras.saving.load_model(str(trained / "model.keras"))
+    expected = np.asarray(model(vectorizer(tf.constant(texts)))).reshape(-1)
+    differences = check_in_fresh_process(
+        trained / "saved_model", {"text": texts}, {"positive_probability": expected}
+    )
+    assert differences["positive_probability"] <= 1e-5
+    assert expected[0] > 0.5 > expected[1]
+
+    # a review longer than training's 60 tokens scores as its first 60 do, in the SavedModel too
+    head = " ".join(["awful"] * 30 + ["film"] * 30)
+    long_review = head + " " + " ".join(["wonderful"] * 700)
+    served = serve_saved_model(trained / "saved_model", {"text": np.array([head, long_review])})
+    first, truncated = served["positive_probability"]
+    np.testing.assert_allclose(first, truncated, atol=1e-6)
+
+
+def test_predict_scores_text_and_names_empty_lines(trained, tmp_path, session_dir):
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_bytes(
+        b"Brilliant and superb, the best film\r\n   \nawful terrible \xff worst \xc2\x85 dull\n!!! <br />\n"
+    )
+    result = run_cli("imdb_gru", "predict", str(trained), "--file", str(reviews), cwd=session_dir)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "error: review 2: empty or whitespace only" in result.stderr
+    assert "error: review 4: no words in it" in result.stderr
+    lines = result.stdout.strip().splitlines()  # U+0085 inside review 3 does not split it
+    assert len(lines) == 2 and lines[0].startswith("positive\t") and lines[1].startswith("negative\t")
+
+    undecodable = os.fsdecode(b"loved it \xff wonderful")  # bytes that are not UTF-8, as an argument
+    result = run_cli("imdb_gru", "predict", str(trained), undecodable, cwd=session_dir)
+    assert result.returncode == 0 and result.stdout.startswith("positive\t"), result.stderr[-2000:]
+
+
+def test_compare_trains_every_cell_on_one_budget(session_dir):
+    folder = session_dir / "imdb_compare"
+    args = ("--smoke", "--epochs", "1", *FAST[3:], "--run-dir", str(folder))
+    result = run_cli("imdb_gru", "compare", *args, cwd=session_dir, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(folder / "comparison.csv", index_col=0)
+    assert list(table.index) == ["simple_rnn", "lstm", "gru", "bidirectional_gru"]
+    assert {"test_accuracy", "parameters", "seconds_per_epoch"} <= set(table.columns)
+    assert (folder / "validation_curves.png").is_file()
