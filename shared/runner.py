@@ -246,6 +246,28 @@ def train(project: Project, cfg: RunConfig) -> Path:
     return run_dir
 
 
+def series_folder(project: Project, cfg: RunConfig, kind: str) -> Path:
+    """A series of runs' folder (seeds, a comparison): --run-dir, else runs/<project>/<kind>-<UTC time>."""
+    if cfg.run_dir:
+        return Path(cfg.run_dir)
+    return RUNS_ROOT / project.name / f"{kind}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def train_in_series(project: Project, cfg: RunConfig) -> dict[str, Any]:
+    """One run of a series (its own `cfg.run_dir`); returns its metrics.json.
+
+    Rerunning a series continues it: a finished run is reused, a killed one resumed, and a run folder
+    holding other settings is refused rather than mixed into the series' table.
+    """
+    run_dir = Path(cfg.run_dir)
+    if (run_dir / "config.json").is_file():
+        check_resume_compatible(reporting.read_json(run_dir / "config.json")["run"], cfg.to_json(), run_dir)
+    if not (run_dir / "metrics.json").is_file() or (run_dir / "backup").exists():
+        keras.backend.clear_session()
+        train(project, cfg)
+    return reporting.read_json(run_dir / "metrics.json")
+
+
 def load_best_weights(model: keras.Model, best: Path) -> bool:
     """Loads the epoch with the best validation objective (not the last); False if there is none to load."""
     if not best.is_file():

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from datetime import datetime, timezone
-from pathlib import Path
 
-import keras
 import pandas as pd
 
 from shared import reporting
 from shared.cli import add_project_options, add_run_arguments, config_from_args
-from shared.config import UserError, check_resume_compatible
-from shared.runner import RUNS_ROOT, train
+from shared.config import UserError
+from shared.runner import series_folder, train_in_series
 
 SCORES = (
     "test_roc_auc",
@@ -48,20 +45,12 @@ def run(args: argparse.Namespace) -> int:
     if args.n < 2:
         raise UserError("--n must be at least 2: one seed has no spread")
     base = config_from_args(PROJECT, args)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    folder = Path(base.run_dir) if base.run_dir else RUNS_ROOT / PROJECT.name / f"seeds-{stamp}"
+    folder = series_folder(PROJECT, base, "seeds")
     rows = []
     for seed in range(base.seed, base.seed + args.n):
-        run_dir = folder / f"seed-{seed}"
-        cfg = dataclasses.replace(base, seed=seed, run_dir=str(run_dir))
-        if (run_dir / "config.json").is_file():  # a rerun continues these seeds, never mixes in others
-            check_resume_compatible(
-                reporting.read_json(run_dir / "config.json")["run"], cfg.to_json(), run_dir
-            )
-        if not (run_dir / "metrics.json").is_file() or (run_dir / "backup").exists():
-            keras.backend.clear_session()
-            train(PROJECT, cfg)
-        metrics = reporting.read_json(run_dir / "metrics.json")
+        metrics = train_in_series(
+            PROJECT, dataclasses.replace(base, seed=seed, run_dir=str(folder / f"seed-{seed}"))
+        )
         rows.append({"seed": seed, "model": "network", **{k: metrics[k] for k in SCORES}})
         for name, scores in metrics["baselines"].items():
             rows.append({"seed": seed, "model": name, **{k: scores[k] for k in SCORES}})

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from datetime import datetime, timezone
-from pathlib import Path
 
-import keras
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from shared import reporting
 from shared.cli import add_run_arguments, config_from_args
-from shared.config import check_resume_compatible
-from shared.runner import RUNS_ROOT, train
+from shared.runner import series_folder, train_in_series
 
 VARIANTS = {
     "simple_rnn": {"cell": "simple_rnn", "bidirectional": False},
@@ -39,20 +35,12 @@ def run(args: argparse.Namespace) -> int:
     from projects.imdb_gru import PROJECT
 
     base = config_from_args(PROJECT, args)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    folder = Path(base.run_dir) if base.run_dir else RUNS_ROOT / PROJECT.name / f"compare-{stamp}"
+    folder = series_folder(PROJECT, base, "compare")
     rows, curves = {}, {}
     for name, choice in VARIANTS.items():
         run_dir = folder / name
-        cfg = dataclasses.replace(base, run_dir=str(run_dir), hparams={**base.hparams, **choice})
-        if (run_dir / "config.json").is_file():  # a rerun continues this comparison, never mixes in another
-            check_resume_compatible(
-                reporting.read_json(run_dir / "config.json")["run"], cfg.to_json(), run_dir
-            )
-        if not (run_dir / "metrics.json").is_file() or (run_dir / "backup").exists():
-            keras.backend.clear_session()
-            train(PROJECT, cfg)
-        metrics = reporting.read_json(run_dir / "metrics.json")
+        hparams = {**base.hparams, **choice}
+        metrics = train_in_series(PROJECT, dataclasses.replace(base, run_dir=str(run_dir), hparams=hparams))
         history = pd.read_csv(run_dir / "history.csv")
         rows[name] = {
             "test_accuracy": round(metrics["test_accuracy"], 4),

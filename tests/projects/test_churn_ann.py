@@ -229,6 +229,11 @@ def test_seeds_on_the_bank_layout_reports_mean_and_spread(session_dir):
     assert seeds == [42, 43]
     assert "±" in (folder / "summary.md").read_text()
 
+    # the same folder continues this series: other settings are refused, not mixed into its table
+    other = [a if a != "bank" else "telco" for a in args]
+    result = run_cli("churn_ann", *other, cwd=session_dir)
+    assert result.returncode == 2 and "holds a run started with other settings" in result.stderr
+
 
 def test_tune_searches_the_batch_size_too(session_dir):
     directory = session_dir / "churn_tune"
