@@ -12,8 +12,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from shared.config import UserError
@@ -70,6 +72,16 @@ def locate(remote: RemoteFile, data_dir: Path, download: bool = True) -> Path:
 def _short(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[-1][:200] if text else type(error).__name__
+
+
+def in_memory(dataset: tf.data.Dataset) -> tuple[Any, np.ndarray]:
+    """An unbatched `(features, label, ...)` split as NumPy, in order: features as an array (a dict of
+    arrays for dict features; text stays bytes) and the labels."""
+    batches = list(dataset.batch(100_000).as_numpy_iterator())
+    labels = np.concatenate([batch[1] for batch in batches])
+    if isinstance(batches[0][0], dict):
+        return {name: np.concatenate([b[0][name] for b in batches]) for name in batches[0][0]}, labels
+    return np.concatenate([batch[0] for batch in batches]), labels
 
 
 def batched(

@@ -18,6 +18,7 @@ from typing import Any
 
 import keras
 import keras_tuner as kt
+import numpy as np
 import tensorflow as tf
 
 from shared import callbacks as cb
@@ -64,13 +65,16 @@ def build_checked(
     A model with a `batch_size` hyperparameter the user did not set gets `batch_size` (--batch-size), so
     hparams.json records the batch the run used.
     """
-    probe = hyperparameters({})
-    project.build_model(probe, splits)
-    values = check_hyperparameters(probe, values)
-    if batch_size is not None and "batch_size" in probe and "batch_size" not in values:
-        values["batch_size"] = batch_size
+    given = values
+    if values:
+        probe = hyperparameters({})
+        project.build_model(probe, splits)
+        values = check_hyperparameters(probe, values)
     hp = hyperparameters(values)
-    return project.build_model(hp, splits), hp
+    model = project.build_model(hp, splits)
+    if batch_size is not None and "batch_size" in hp.values and "batch_size" not in given:
+        hp.values["batch_size"] = batch_size  # the data pipeline's setting: the model itself does not use it
+    return model, hp
 
 
 def check_hyperparameters(hp: kt.HyperParameters, given: dict[str, Any]) -> dict[str, Any]:
@@ -308,6 +312,17 @@ def evaluate_model(
     metrics["parameters"] = int(model.count_params())
     metrics["data"] = splits.info
     return metrics
+
+
+def predict_split(
+    model: keras.Model, splits: Splits, split: str = "test", batch_size: int = 1024
+) -> np.ndarray:
+    """The model's outputs on one split, in order, through the training pipeline (preprocessor included)."""
+    dataset = getattr(splits, split)
+    pipeline = batched(
+        dataset, batch_size, shuffle=False, seed=0, cache=False, preprocess=splits.preprocessor
+    )
+    return np.asarray(model.predict(pipeline, verbose=0))
 
 
 def compiled_metrics(model: keras.Model, dataset: tf.data.Dataset, prefix: str = "test_") -> dict[str, float]:

@@ -24,7 +24,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 
 from shared.config import RunConfig, UserError
-from shared.data import RemoteFile, locate
+from shared.data import RemoteFile, in_memory, locate
 from shared.project import Splits
 
 VALIDATION_SHARE, TEST_SHARE = 0.15, 0.15
@@ -280,14 +280,11 @@ def columns_of(features: pd.DataFrame, spec: DatasetSpec) -> dict[str, np.ndarra
 
 def frame_of(dataset: tf.data.Dataset) -> tuple[pd.DataFrame, np.ndarray]:
     """A split (unbatched `(features, label, ...)`) back as a feature frame and its labels."""
-    features, labels = {}, []
-    for batch in dataset.batch(100_000).as_numpy_iterator():
-        for name, values in batch[0].items():
-            if values.dtype == object:  # tf.string arrives as bytes: decode as UTF-8, not numpy's ASCII
-                values = np.char.decode(values.astype(bytes), "utf-8")
-            features.setdefault(name, []).append(values)
-        labels.append(batch[1])
-    return pd.DataFrame({k: np.concatenate(v) for k, v in features.items()}), np.concatenate(labels)
+    features, labels = in_memory(dataset)
+    for name, values in features.items():
+        if values.dtype == object:  # tf.string arrives as bytes: decode as UTF-8, not numpy's ASCII
+            features[name] = np.char.decode(values.astype(bytes), "utf-8")
+    return pd.DataFrame(features), labels
 
 
 def load(cfg: RunConfig) -> Splits:

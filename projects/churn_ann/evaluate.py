@@ -35,8 +35,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from projects.churn_ann.data import columns_of, frame_of, spec_for
 from shared import reporting
 from shared.config import RunConfig
-from shared.data import batched
 from shared.project import Splits
+from shared.runner import predict_split
 
 THRESHOLD_FILE = "threshold.json"
 IMPORTANCE_REPEATS = 5
@@ -109,14 +109,6 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         return np.stack([1 - churn, churn], axis=1)
 
 
-def probabilities(model: keras.Model, splits: Splits, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """The network's churn probabilities on one split, through the same pipeline as training."""
-    dataset = getattr(splits, split)
-    labels = np.concatenate([y for _, y, *_ in dataset.batch(100_000).as_numpy_iterator()])
-    pipeline = batched(dataset, 1024, shuffle=False, seed=0, cache=False, preprocess=splits.preprocessor)
-    return np.asarray(model.predict(pipeline, verbose=0)).reshape(-1), labels
-
-
 def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     cost = cfg.options.get("false_negative_cost")
     train_x, train_y = frame_of(splits.train)
@@ -124,8 +116,8 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
     test_x, test_y = frame_of(splits.test)
 
     predictions = {}  # name -> (validation probabilities, test probabilities)
-    val_p, _ = probabilities(model, splits, "validation")
-    test_p, _ = probabilities(model, splits, "test")
+    val_p = predict_split(model, splits, "validation").reshape(-1)
+    test_p = predict_split(model, splits, "test").reshape(-1)
     predictions["network"] = (val_p, test_p)
     for name, pipeline in baselines(cfg, cfg.seed).items():
         pipeline.fit(train_x, train_y)

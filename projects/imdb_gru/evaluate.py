@@ -11,8 +11,9 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from shared import reporting
 from shared.config import RunConfig
-from shared.data import batched
+from shared.data import in_memory
 from shared.project import Splits
+from shared.runner import predict_split
 
 MISTAKES_SHOWN = 10
 SNIPPET = 400  # characters of each mistaken review in the table
@@ -20,13 +21,9 @@ SNIPPET = 400  # characters of each mistaken review in the table
 
 def test_predictions(model: keras.Model, splits: Splits) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(texts, labels, probability positive) of the test split, through the training pipeline."""
-    texts, labels = [], []
-    for batch_texts, batch_labels in splits.test.batch(4096).as_numpy_iterator():
-        texts += [t.decode("utf-8") for t in batch_texts]
-        labels.append(batch_labels)
-    pipeline = batched(splits.test, 512, shuffle=False, seed=0, cache=False, preprocess=splits.preprocessor)
-    probabilities = np.asarray(model.predict(pipeline, verbose=0), np.float64).reshape(-1)
-    return texts, np.concatenate(labels), probabilities
+    texts, labels = in_memory(splits.test)
+    probabilities = predict_split(model, splits, "test", batch_size=512).astype(np.float64).reshape(-1)
+    return [text.decode("utf-8") for text in texts], labels, probabilities
 
 
 def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:

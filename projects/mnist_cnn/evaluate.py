@@ -10,18 +10,14 @@ import numpy as np
 
 from shared import reporting
 from shared.config import RunConfig
+from shared.data import in_memory
 from shared.project import Splits
 
 WORST_SHOWN = 32
 
 
-def test_arrays(splits: Splits) -> tuple[np.ndarray, np.ndarray]:
-    batches = list(splits.test.batch(4096).as_numpy_iterator())
-    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
-
-
 def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    images, labels = test_arrays(splits)
+    images, labels = in_memory(splits.test)
     probabilities = model.predict(images, batch_size=1024, verbose=0)
     predicted = probabilities.argmax(axis=1)
     # the same cross-entropy Keras computes (probabilities clipped at 1e-7)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from projects.mnist_cnn.evaluate import test_arrays
+from shared.data import in_memory
 from shared.project import ServingEndpoint, Splits
 
 EXAMPLES = 64
@@ -20,5 +20,5 @@ def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
         }
 
     signature = [tf.TensorSpec([None, 28, 28], tf.uint8, name="images")]
-    images, _ = test_arrays(splits)
+    images, _ = in_memory(splits.test)
     return serve, signature, {"images": images[:EXAMPLES]}
