@@ -242,3 +242,45 @@ def test_tune_searches_the_batch_size_too(session_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     best = json.loads((directory / "best_hparams.json").read_text())
     assert {"layers", "units", "dropout", "l2", "learning_rate", "batch_size"} <= set(best)
+
+
+# --- the other handled mistakes, each fed once ------------------------------------------------------------
+
+
+def test_unreadable_csv_files_are_named(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(UserError, match="is empty; expected a header row"):
+        read_csv(empty, TELCO, need_target=True)
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("customerID,gender\n1,Fran\xe7ois\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"is not UTF-8 text .* save it as UTF-8 CSV"):
+        read_csv(latin1, TELCO, need_target=True)
+    huge = tmp_path / "huge.csv"
+    huge.write_text("customerID,gender\n1," + "x" * 200_000 + "\n")  # past csv's field size limit
+    with pytest.raises(UserError, match="is not a readable CSV"):
+        read_csv(huge, TELCO, need_target=True)
+
+
+def test_too_few_usable_rows_say_why(tmp_path):
+    header, rows = telco_rows(n=40)
+    for row in rows[:35]:
+        row[header.index("tenure")] = "soon"
+    write_csv(tmp_path / "churn" / TELCO.remote.filename, header, rows)
+    with pytest.raises(
+        UserError, match=r"at least 10 of each .* 35 row\(s\) were bad, e\.g\. line 2: column tenure"
+    ):
+        load(RunConfig(project="churn_ann", data_dir=str(tmp_path)))
+
+
+def test_seeds_needs_two_and_predict_needs_an_export(tmp_path):
+    import argparse
+
+    from projects.churn_ann import predict, seeds
+
+    with pytest.raises(UserError, match="--n must be at least 2"):
+        seeds.run(argparse.Namespace(n=1))
+    (tmp_path / "config.json").write_text(json.dumps({"run": RunConfig(project="churn_ann").to_json()}))
+    (tmp_path / "model.keras").write_text("")
+    with pytest.raises(UserError, match="has no saved_model; run `export"):
+        predict.run(argparse.Namespace(run=str(tmp_path), csv="c.csv", out=None))

@@ -144,3 +144,27 @@ def test_compare_trains_every_cell_on_one_budget(session_dir):
     assert list(table.index) == ["simple_rnn", "lstm", "gru", "bidirectional_gru"]
     assert {"test_accuracy", "parameters", "seconds_per_epoch"} <= set(table.columns)
     assert (folder / "validation_curves.png").is_file()
+
+
+def test_missing_archive_names_both_files(tmp_path, monkeypatch):
+    from projects.imdb_gru.data import archive_path
+    from shared.data import DatasetMissingError
+
+    monkeypatch.setenv("DATA_OFFLINE", "1")
+    with pytest.raises(
+        DatasetMissingError, match=r"aclImdb_v1\.tar\.gz.*aclImdb_labelled\.tar\.gz is read instead"
+    ):
+        archive_path(tmp_path)
+
+
+def test_predict_without_an_export_or_without_reviews(tmp_path):
+    import argparse
+
+    from projects.imdb_gru import predict
+
+    with pytest.raises(UserError, match="has no saved_model"):
+        predict.run(argparse.Namespace(run=str(tmp_path), text=["good"], file=None))
+    (tmp_path / "saved_model").mkdir()
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(UserError, match="no reviews given"):
+        predict.run(argparse.Namespace(run=str(tmp_path), text=[], file=str(tmp_path / "empty.txt")))

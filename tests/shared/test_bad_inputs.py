@@ -137,3 +137,12 @@ def test_mnist_file_with_wrong_shapes_or_labels(tmp_path):
         load_arrays(mnist_file(tmp_path, x_train=np.zeros((8, 28, 27), np.uint8)))
     with pytest.raises(UserError, match="test labels must be digits 0-9; found 0 to 12"):
         load_arrays(mnist_file(tmp_path, y_test=np.array([0, 1, 2, 12])))
+
+
+def test_a_run_without_its_saved_preprocessor(tmp_path):
+    from shared.project import Splits
+
+    dataset = tf.data.Dataset.from_tensor_slices((np.zeros(2), np.zeros(2)))
+    splits = Splits(dataset, dataset, dataset, preprocessor=keras.layers.Identity())
+    with pytest.raises(UserError, match=r"has no preprocessor\.keras: the run did not finish"):
+        runner.with_saved_preprocessor(splits, tmp_path)
