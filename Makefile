@@ -47,6 +47,9 @@ seeds-%: $(STAMP) ## train over N seeds, mean and spread: make seeds-churn_ann A
 compare-%: $(STAMP) ## a project's model comparison: make compare-imdb_gru ARGS="--epochs 2"
 	$(PY) -m projects.$* compare $(ARGS)
 
+run-%: $(STAMP) ## any other project command: make run-autoencoder_anomaly ARGS="category realKnownCause"
+	$(PY) -m projects.$* $(ARGS)
+
 test: $(STAMP) ## the whole test suite: no network, no dataset mirror
 	$(PY) -m pytest $(ARGS)
 

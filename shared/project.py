@@ -67,3 +67,6 @@ class Project:
     commands: dict[str, Command] = field(default_factory=dict)
     # adds the project's own train/tune flags (e.g. --dataset); their values land in RunConfig.options
     add_options: Callable[[argparse.ArgumentParser], None] | None = None
+    # the train / validation examples a model with these hyperparameter values fits on, when the data
+    # depends on them (a window length); train and tune call it for each model they build
+    for_hparams: Callable[[Splits, dict[str, Any]], Splits] | None = None

@@ -191,6 +191,8 @@ def train(project: Project, cfg: RunConfig) -> Path:
     splits = project.load_data(cfg)
     with strategy.scope():
         model, hp = build_checked(project, cfg.hparams, splits, cfg.batch_size)
+    if project.for_hparams is not None:
+        splits = project.for_hparams(splits, hp.values)
     batch = global_batch_size(hp.values.get("batch_size", cfg.batch_size), replicas, cfg.global_batch_size)
     train_ds = batched(splits.train, batch, shuffle=True, seed=cfg.seed, preprocess=splits.preprocessor)
     val_ds = batched(splits.validation, batch, shuffle=False, seed=cfg.seed, preprocess=splits.preprocessor)

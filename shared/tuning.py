@@ -51,10 +51,13 @@ class SearchModel(kt.HyperModel):
         cfg = self.cfg
         per_replica = hp.values.get("batch_size", cfg.batch_size)
         batch = global_batch_size(per_replica, self.replicas, cfg.global_batch_size)
-        pipeline = dict(seed=cfg.seed, preprocess=self.splits.preprocessor)
+        splits = self.splits
+        if self.project.for_hparams is not None:  # e.g. windows of this trial's length
+            splits = self.project.for_hparams(splits, hp.values)
+        pipeline = dict(seed=cfg.seed, preprocess=splits.preprocessor)
         return model.fit(
-            batched(self.splits.train, batch, shuffle=True, **pipeline),
-            validation_data=batched(self.splits.validation, batch, shuffle=False, **pipeline),
+            batched(splits.train, batch, shuffle=True, **pipeline),
+            validation_data=batched(splits.validation, batch, shuffle=False, **pipeline),
             shuffle=False,
             **kwargs,
         )

@@ -1,0 +1,35 @@
+"""Serving signature: one stretch of raw values in, a score and an anomaly flag per value out.
+
+The scaler (fitted on the probationary rows), the window length and the threshold (chosen on the
+held-out probationary rows' scores by the run's rule) are all inside the SavedModel, so a client sends
+values as they are. The stretch must be at least one window long and hold only finite numbers:
+`predict` splits a series at unusable rows and sends each stretch on its own.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from projects.autoencoder_anomaly.data import held_out, series_of, stretches
+from projects.autoencoder_anomaly.detect import reconstruction_scores, threshold_from
+from projects.autoencoder_anomaly.evaluate import autoencoder_scores
+from shared.project import ServingEndpoint, Splits
+
+
+def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
+    values, _, _, _ = series_of(splits)
+    mean, std = splits.info["mean"], splits.info["std"]
+    window = model.input_shape[1]
+    held_out_scores = autoencoder_scores(model, (values - mean) / std)[held_out(splits)]
+    threshold = threshold_from(held_out_scores, splits.info["threshold_rule"])
+
+    def serve(values: tf.Tensor) -> dict[str, tf.Tensor]:
+        standardised = (values - mean) / std
+        score = reconstruction_scores(standardised, window, lambda frames: model(frames, training=False))
+        return {"score": score, "anomaly": score > threshold}
+
+    start, stop = stretches(np.isfinite(values), window)[-1]  # the last stretch: it reaches the test rows
+    examples = {"values": values[max(start, stop - 3 * window) : stop].astype(np.float32)}
+    return serve, [tf.TensorSpec([None], tf.float32, name="values")], examples

@@ -1,0 +1,88 @@
+"""`predict RUN_DIR series.csv [--out scored.csv]`: a score and an anomaly flag for every row.
+
+Rows go through the run's exported SavedModel one stretch of usable rows at a time. A row whose timestamp
+or value cannot be used gets no score and says why in `problem`, and so do the rows of a stretch shorter
+than one window; gaps and steps back in time are reported on stderr but scored. Exit code 1 when a row
+went unscored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from projects.autoencoder_anomaly.data import parse_series, stretches
+from shared.config import UserError
+from shared.export import SIGNATURE
+from shared.reporting import read_json
+from shared.runner import load_run
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="a finished run folder (e.g. runs/autoencoder_anomaly/latest)")
+    parser.add_argument("csv", help="a timestamp,value CSV, rows in time order")
+    parser.add_argument("--out", help="write the scored CSV here (default: standard output)")
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir, path = Path(args.run), Path(args.csv)
+    load_run(run_dir)
+    saved_model = run_dir / "saved_model"
+    if not saved_model.is_dir():
+        raise UserError(f"{run_dir} has no saved_model; run `export {run_dir}` first")
+    window = int(read_json(run_dir / "metrics.json")["data"]["window"])
+    if not path.is_file():
+        raise UserError(f"{path} does not exist")
+    series = parse_series(path.read_text(encoding="utf-8", errors="replace"), str(path))
+    if not len(series.values):
+        raise UserError(f"{path} holds no rows under its header")
+    parts = stretches(series.usable, 1)
+    longest = max((b - a for a, b in parts), default=0)
+    if longest < window:
+        raise UserError(
+            f"{path}: its longest stretch of usable rows is {longest} rows, shorter than one window "
+            f"({window} rows); the model needs at least {window} consecutive usable rows"
+        )
+
+    score, anomaly = np.full(len(series.values), np.nan), np.zeros(len(series.values), dtype=bool)
+    problems = np.full(len(series.values), "", dtype=object)
+    for i, line in enumerate(series.lines):
+        problems[i] = series.problems.get(int(line), "")
+    signature = tf.saved_model.load(str(saved_model)).signatures[SIGNATURE]
+    for start, stop in parts:
+        if stop - start < window:
+            problems[start:stop] = (
+                f"in a stretch of {stop - start} usable rows, shorter than one window ({window})"
+            )
+            continue
+        out = signature(values=tf.constant(series.values[start:stop], tf.float32))
+        score[start:stop], anomaly[start:stop] = out["score"].numpy(), out["anomaly"].numpy()
+
+    scored = np.isfinite(score)
+    table = pd.DataFrame(
+        {
+            "line": series.lines,
+            "timestamp": pd.Series(series.timestamps.astype("datetime64[s]")).astype(str).replace("NaT", ""),
+            "value": series.values,
+            "score": np.round(score, 6),
+            "anomaly": np.where(scored, np.where(anomaly, "yes", "no"), ""),
+            "problem": problems,
+        }
+    )
+    table.to_csv(args.out if args.out else sys.stdout, index=False)
+    for note in series.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for reason in series.problems.values():
+        print(f"error: {reason}", file=sys.stderr)
+    print(
+        f"scored {int(scored.sum())} of {len(score)} rows, {int(anomaly.sum())} flagged as anomalies"
+        + (f"; {int((~scored).sum())} not scored, see `problem`" if (~scored).any() else "")
+        + (f"; wrote {args.out}" if args.out else ""),
+        file=sys.stderr,
+    )
+    return 0 if scored.all() else 1

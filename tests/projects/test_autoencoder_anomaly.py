@@ -1,0 +1,226 @@
+"""autoencoder_anomaly: reading series, scoring and detection metrics, and training, serving, predicting
+and the category table on generated series with anomalies in known places."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from projects.autoencoder_anomaly.data import (
+    parse_series,
+    read_nab,
+    synthetic_series,
+    window_starts,
+)
+from projects.autoencoder_anomaly.detect import overlap_average, threshold_from
+from projects.autoencoder_anomaly.evaluate import detection_scores
+from shared.config import UserError
+from tests.conftest import last_line, run_cli
+
+FAST = ("--epochs", "30")
+
+
+def series_csv(series, rows: slice = slice(None)) -> str:
+    stamps = [str(t).replace("T", " ") for t in series.timestamps[rows]]
+    values = [f"{v:.5f}" for v in series.values[rows]]
+    return "timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in zip(stamps, values, strict=True))
+
+
+def test_bad_rows_are_named_by_line_and_never_become_numbers():
+    text = (
+        "timestamp,value\n"
+        "2020-01-01 00:00:00,1.0\n"
+        "2020-01-01 00:05:00,abc\n"  # line 3
+        "yesterday,2.0\n"  # line 4
+        "2020-01-01 00:15:00,\n"  # line 5
+        "2020-01-01 00:20:00,inf\n"  # line 6
+        "\n"
+        "2020-01-01 01:20:00,3.0\n"  # line 8: a gap of an hour
+        "2020-01-01 01:10:00,4.0\n"  # line 9: back in time
+        "2020-01-01 01:15:00,5.0\n"
+    )
+    series = parse_series(text, "s.csv")
+    assert sorted(series.problems) == [3, 4, 5, 6]
+    assert "line 3: value 'abc' is not a finite number" in series.problems[3]
+    assert "line 4: timestamp 'yesterday' is not a date and time" in series.problems[4]
+    assert np.isnan(series.values[1:5]).all() and list(series.values[[0, 5, 6, 7]]) == [1, 3, 4, 5]
+    assert series.step_seconds == 300
+    assert any(note.startswith("line 8: gap of 60 min") for note in series.notes), series.notes
+    assert any(note.startswith("line 9: timestamp is not after") for note in series.notes)
+    with pytest.raises(UserError, match="must name the columns timestamp and value"):
+        parse_series("time,val\n1,2\n", "s.csv")
+
+
+def test_no_window_crosses_an_unusable_row():
+    usable = np.ones(20, dtype=bool)
+    usable[7] = False
+    starts = window_starts(usable, 4)
+    assert list(starts) == [0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+    assert list(window_starts(usable, 4, stop=12)) == [0, 1, 2, 3, 8]
+
+
+def test_labels_follow_nab_windows_both_ends_included():
+    series = synthetic_series(n=600, seed=1)
+    assert len(series.windows) == 6 and series.labels.sum() > 0
+    first = series.labels.argmax()
+    start = np.datetime64(series.windows[0][0].replace(" ", "T"))
+    assert series.timestamps[first] == start
+
+
+def test_overlap_average_and_threshold_rules():
+    per_window = np.array([[1.0, 1.0, 1.0], [4.0, 4.0, 4.0]])  # two windows of 3 over 4 rows
+    np.testing.assert_allclose(overlap_average(per_window).numpy(), [1.0, 2.5, 2.5, 4.0])
+    scores = np.array([np.nan, 1.0, 2.0, 3.0, 4.0])
+    assert threshold_from(scores, "max") == 4.0
+    assert threshold_from(scores, "50") == 2.5
+    assert threshold_from(scores, "2sigma") == pytest.approx(2.5 + 2 * np.std([1.0, 2, 3, 4]))
+
+
+def test_window_level_detection_counts_events_not_rows():
+    labels = np.zeros(100, dtype=int)
+    labels[20:30] = 1  # window A: found
+    labels[60:70] = 1  # window B: missed
+    scores = np.zeros(100)
+    scores[25:28] = 5  # one detection in A
+    scores[80:90] = 5  # one false alarm of ten rows
+    scores[95] = np.nan  # unscored: neither flagged nor counted in the AUCs
+    result = detection_scores(scores, labels, threshold=1.0)
+    assert (result["detections"], result["false_alarms"], result["windows_found"]) == (2, 1, 1)
+    assert result["precision"] == 0.5 and result["recall"] == 0.5 and result["f1"] == 0.5
+    assert 0 < result["pr_auc"] < 1 and result["flagged_rows"] == 13
+    nothing = detection_scores(np.zeros(100), labels, threshold=1.0)
+    assert (nothing["detections"], nothing["precision"], nothing["recall"], nothing["f1"]) == (0, None, 0, 0)
+    clean = detection_scores(scores, np.zeros(100, dtype=int), threshold=1.0)
+    assert clean["recall"] is None and clean["f1"] is None and clean["false_alarms"] == 2
+
+
+def write_nab(tmp_path: Path, series: dict[str, object]) -> Path:
+    """A NAB archive in the mirror's layout holding the given generated series."""
+    path = tmp_path / "data" / "nab" / "NAB_data_labels.tar.gz"
+    path.parent.mkdir(parents=True)
+    windows = {name: s.windows for name, s in series.items()}
+    files = {f"NAB/data/{name}": series_csv(s) for name, s in series.items()}
+    files["NAB/labels/combined_windows.json"] = json.dumps(windows)
+    with tarfile.open(path, "w:gz") as archive:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return tmp_path / "data"
+
+
+def test_nab_archive_is_read_and_a_missing_one_names_where_it_looked(tmp_path, monkeypatch):
+    data_dir = write_nab(tmp_path, {"cat/a.csv": synthetic_series(n=500, seed=2)})
+    series = read_nab(data_dir, "cat/a.csv")
+    assert len(series.values) == 500 and series.labels.sum() > 0
+    with pytest.raises(UserError, match=r"holds no NAB/data/cat/b\.csv"):
+        read_nab(data_dir, "cat/b.csv")
+    with pytest.raises(UserError, match="--series must look like"):
+        read_nab(data_dir, "a.csv")
+    monkeypatch.setenv("DATA_OFFLINE", "1")
+    with pytest.raises(UserError, match=r"looked for .*NAB_data_labels\.tar\.gz.*combined_windows\.json"):
+        read_nab(tmp_path / "empty", "cat/a.csv")
+
+
+@pytest.fixture(scope="module")
+def trained(session_dir) -> Path:
+    run_dir = session_dir / "anomaly_run"
+    result = run_cli(
+        "autoencoder_anomaly", "train", "--smoke", *FAST, "--run-dir", str(run_dir), cwd=session_dir
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert last_line(result.stdout) == str(run_dir)
+    return run_dir
+
+
+def test_finds_the_injected_anomalies_and_beats_chance(trained):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["windows_found"] >= 5 and metrics["windows"] == 6, metrics
+    assert metrics["roc_auc"] > 0.85 and metrics["pr_auc"] > 2 * metrics["pr_auc_chance"], metrics
+    assert set(metrics["baselines"]) == {"rolling_zscore", "isolation_forest"}
+    assert metrics["export_max_abs_diff_score"] <= 1e-5  # the SavedModel in a fresh process
+    scores = pd.read_csv(trained / "scores.csv")
+    assert len(scores) == metrics["data"]["rows"] and scores["autoencoder_score"].notna().all()
+    assert (trained / "plots" / "series_scores.png").is_file()
+
+
+def test_predict_on_a_clean_series_raises_few_alarms(trained, tmp_path, session_dir):
+    clean = tmp_path / "clean.csv"
+    clean.write_text(series_csv(synthetic_series(n=2_000, seed=7, anomalies=False)))
+    out = tmp_path / "scored.csv"
+    result = run_cli(
+        "autoencoder_anomaly", "predict", str(trained), str(clean), "--out", str(out), cwd=session_dir
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    scored = pd.read_csv(out)
+    assert len(scored) == 2_000 and scored["score"].notna().all()
+    assert (scored["anomaly"] == "yes").mean() < 0.02, (scored["anomaly"] == "yes").mean()
+
+
+def test_predict_reports_bad_rows_by_line_and_scores_the_rest(trained, tmp_path, session_dir):
+    series = synthetic_series(n=400, seed=3, anomalies=False)
+    lines = series_csv(series).splitlines()
+    lines[201] = lines[201].split(",")[0] + ",oops"  # line 202: the value
+    lines[301] = "not a time," + lines[301].split(",")[1]  # line 302: the timestamp
+    del lines[150:160]  # a gap of 50 minutes before the row now on line 151
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join(lines) + "\n")
+    result = run_cli("autoencoder_anomaly", "predict", str(trained), str(path), cwd=session_dir)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "error: line 192: value 'oops' is not a finite number" in result.stderr
+    assert "error: line 292: timestamp 'not a time' is not a date and time" in result.stderr
+    assert "note: line 151: gap of 55 min" in result.stderr
+    scored = pd.read_csv(io.StringIO(result.stdout))
+    assert scored.loc[scored["line"] == 192, "score"].isna().all()
+    short = scored[(scored["line"] > 292)]  # 98 rows after the last bad one: longer than the window
+    assert short["score"].notna().all()
+    assert scored["score"].isna().sum() == 2  # only the two bad rows: every stretch is a window long
+
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text(series_csv(series, slice(0, 20)))
+    result = run_cli("autoencoder_anomaly", "predict", str(trained), str(tiny), cwd=session_dir)
+    assert result.returncode == 2 and "shorter than one window (64 rows)" in result.stderr
+
+
+def test_category_trains_every_series_and_writes_one_table(tmp_path, session_dir):
+    data_dir = write_nab(
+        tmp_path,
+        {f"fake/s{i}.csv": synthetic_series(n=1_500, seed=10 + i) for i in range(2)},
+    )
+    folder = tmp_path / "category"
+    args = ("fake", "--data-dir", str(data_dir), "--epochs", "3", "--run-dir", str(folder))
+    result = run_cli("autoencoder_anomaly", "category", *args, cwd=session_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(folder / "category.csv", index_col=0)
+    assert list(table.index) == ["s0", "s1", "mean"]
+    assert {"pr_auc autoencoder", "pr_auc rolling_zscore", "pr_auc isolation_forest"} <= set(table.columns)
+    assert "Highest mean PR-AUC over 2 series of fake" in (folder / "category.md").read_text()
+
+
+def test_a_probationary_part_too_short_for_the_window_is_a_clear_error(tmp_path, session_dir):
+    args = ("--smoke", "--epochs", "1", "--train-fraction", "0.05", "--hp", "window=256")
+    result = run_cli("autoencoder_anomaly", "train", *args, "--run-dir", str(tmp_path / "r"), cwd=session_dir)
+    assert result.returncode == 2
+    assert "Use a shorter window (--hp window=...) or a larger --train-fraction" in result.stderr
+    result = run_cli("autoencoder_anomaly", "train", "--smoke", "--threshold", "101", cwd=session_dir)
+    assert result.returncode == 2 and "must be max, a percentile in (0, 100] or <k>sigma" in result.stderr
+
+
+def test_tune_searches_the_window_length(tmp_path, session_dir):
+    folder = tmp_path / "search"
+    args = ("--smoke", "--epochs", "2", "--max-trials", "3", "--tuner", "random", "--run-dir", str(folder))
+    result = run_cli("autoencoder_anomaly", "tune", *args, cwd=session_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = pd.read_csv(folder / "trials.csv")
+    done = trials[trials["status"] == "COMPLETED"]
+    assert len(trials) == 3 and len(done) >= 2 and done["val_loss"].notna().all()
+    assert done["window"].nunique() > 1  # each trial trained on windows of its own length
+    # a window too long for the generated series' training part fails that trial, not the search
+    assert (trials.loc[trials["status"] == "FAILED", "window"] == 256).all()
