@@ -11,11 +11,12 @@ import re
 import tarfile
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
 import tensorflow as tf
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from shared.config import RunConfig, UserError
 from shared.data import DatasetMissingError, RemoteFile, locate
@@ -32,7 +33,9 @@ VALIDATION_SIZE = 5_000
 MAX_TOKENS = 30_000  # the vectorizer's vocabulary; the model's `vocab_size` hp uses the most frequent part
 MAX_LENGTH = 600  # tokens kept per review; the model's `sequence_length` hp keeps the first part
 CLASS_NAMES = ["negative", "positive"]
-REVIEW_PATH = re.compile(r"aclImdb/(train|test)/(pos|neg)/\d+_\d+\.txt$")
+REVIEW_PATH = re.compile(r"aclImdb/(train|test)/(pos|neg)/(\d+)_\d+\.txt$")
+URLS_PATH = re.compile(r"aclImdb/(train|test)/urls_(pos|neg)\.txt$")
+FILM = re.compile(r"tt\d+")  # an IMDB title id, as in http://www.imdb.com/title/tt0453418/usercomments
 SMOKE_SIZES = {"train": 1_600, "test": 400}
 
 
@@ -65,17 +68,31 @@ def archive_path(data_dir: Path) -> Path:
         raise DatasetMissingError(f"{e} ({labelled} is read instead when it is there.)") from None
 
 
-def read_reviews(path: Path) -> dict[str, tuple[list[str], np.ndarray]]:
-    """{"train"|"test": (texts, labels 1 = positive)} from the archive, in name order."""
+class Reviews(NamedTuple):
+    texts: list[str]
+    labels: np.ndarray  # 1 = positive
+    films: list[str] | None  # the IMDB title each review is about, when the archive lists them
+
+
+def read_reviews(path: Path) -> dict[str, Reviews]:
+    """{"train"|"test": Reviews} from the archive, in name order.
+
+    `films` comes from `urls_pos.txt` / `urls_neg.txt`, whose line N is the film of review N_*.txt.
+    """
     found: dict[str, list[tuple[str, str, int]]] = {"train": [], "test": []}
+    urls: dict[tuple[str, str], list[str]] = {}
     try:
         with tarfile.open(path, "r:gz") as archive:
             for member in archive:
                 match = REVIEW_PATH.search(member.name)
+                listing = URLS_PATH.search(member.name)
                 if match and member.isfile():
                     raw = archive.extractfile(member).read()
                     text = raw.decode("utf-8", errors="replace")
                     found[match[1]].append((member.name, text, int(match[2] == "pos")))
+                elif listing and member.isfile():
+                    lines = archive.extractfile(member).read().decode("utf-8", errors="replace")
+                    urls[(listing[1], listing[2])] = lines.splitlines()
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise UserError(
             f"{path} is not a readable tar.gz of aclImdb/ ({e}); delete it and get it again"
@@ -85,10 +102,21 @@ def read_reviews(path: Path) -> dict[str, tuple[list[str], np.ndarray]]:
             raise UserError(
                 f"{path} holds no aclImdb/{split}/{{pos,neg}}/*.txt reviews; is it the IMDB archive?"
             )
-    return {
-        split: ([text for _, text, _ in sorted(rows)], np.array([y for *_, y in sorted(rows)], np.int32))
-        for split, rows in found.items()
-    }
+    return {split: _reviews(split, sorted(rows), urls) for split, rows in found.items()}
+
+
+def _reviews(split: str, rows: list[tuple[str, str, int]], urls: dict) -> Reviews:
+    films = []
+    for name, _, label in rows:
+        listing = urls.get((split, "pos" if label else "neg"), [])
+        number = int(REVIEW_PATH.search(name)[3])
+        film = FILM.search(listing[number]) if number < len(listing) else None
+        films.append(film[0] if film else None)
+    return Reviews(
+        [text for _, text, _ in rows],
+        np.array([label for *_, label in rows], np.int32),
+        films if all(films) else None,  # a film for every review, or no grouping at all
+    )
 
 
 POSITIVE = ["great", "excellent", "wonderful", "loved", "brilliant", "superb", "moving", "best"]
@@ -130,10 +158,30 @@ def generate_reviews(n: int, seed: int) -> tuple[list[str], np.ndarray]:
     return texts, labels
 
 
+def validation_split(train: Reviews, size: int, seed: int):
+    """(train texts, validation texts, train labels, validation labels, how): about `size` reviews.
+
+    By film when the archive lists films: the test reviews are of other films than the training ones, so
+    a validation split of films the model never saw measures what the test will, while reviews of
+    films it trained on reward remembering names and titles. Stratified by label either way.
+    """
+    texts, labels = np.array(train.texts, dtype=object), train.labels
+    if train.films is not None:
+        folds = StratifiedGroupKFold(n_splits=round(len(labels) / size), shuffle=True, random_state=seed)
+        kept, held = next(folds.split(texts, labels, groups=train.films))
+        how = "films not in the training split"
+    else:
+        kept, held = train_test_split(
+            np.arange(len(labels)), test_size=size, stratify=labels, random_state=seed
+        )
+        how = "random reviews (the archive lists no films)"
+    return list(texts[kept]), list(texts[held]), labels[kept], labels[held], how
+
+
 def load(cfg: RunConfig) -> Splits:
     if cfg.smoke:
         reviews = {
-            split: generate_reviews(size, seed=cfg.seed + i)
+            split: Reviews(*generate_reviews(size, seed=cfg.seed + i), films=None)
             for i, (split, size) in enumerate(SMOKE_SIZES.items())
         }
         source, validation_size = "generated (--smoke)", SMOKE_SIZES["test"]
@@ -141,11 +189,10 @@ def load(cfg: RunConfig) -> Splits:
         path = archive_path(cfg.resolved_data_dir())
         reviews = read_reviews(path)
         source, validation_size = str(path), VALIDATION_SIZE
-    texts, labels = reviews["train"]
-    train_x, val_x, train_y, val_y = train_test_split(
-        texts, labels, test_size=validation_size, stratify=labels, random_state=cfg.seed
+    train_x, val_x, train_y, val_y, validation_by = validation_split(
+        reviews["train"], validation_size, cfg.seed
     )
-    test_x, test_y = reviews["test"]
+    test_x, test_y, _ = reviews["test"]
     preprocessor = vectorizer()
     preprocessor.adapt(tf.data.Dataset.from_tensor_slices(train_x).batch(1024))  # the training split only
     return Splits(
@@ -156,6 +203,7 @@ def load(cfg: RunConfig) -> Splits:
             "source": source,
             "sizes": {"train": len(train_y), "validation": len(val_y), "test": len(test_y)},
             "positive_share": {"train": float(train_y.mean()), "test": float(test_y.mean())},
+            "validation_reviews_of": validation_by,
             "vocabulary": preprocessor.vocabulary_size(),
             "max_length": MAX_LENGTH,
             "class_names": CLASS_NAMES,

@@ -77,6 +77,7 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     bidirectional = hp.Boolean("bidirectional", default=True)
     depth = hp.Int("layers", 1, 2, default=1)
     embedding_dropout = hp.Float("embedding_dropout", 0.0, 0.5, step=0.1, default=0.5)
+    word_dropout = hp.Float("word_dropout", 0.0, 0.5, step=0.05, default=0.0)
     pooling = hp.Choice("pooling", ["last", "max_and_mean"], default="max_and_mean")
     dropout = hp.Float("dropout", 0.0, 0.6, step=0.1, default=0.5)
     learning_rate = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
@@ -84,7 +85,10 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     ids = keras.Input(shape=(MAX_LENGTH,), dtype="int64", name="token_ids")
     x = Truncate(vocab_size, sequence_length, name="truncate")(ids)
     x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(x)
-    x = layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)  # whole word vectors
+    # the same embedding channels dropped at every position of a review, then whole words
+    x = layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)
+    if word_dropout:
+        x = layers.Dropout(word_dropout, noise_shape=(None, sequence_length, 1), name="word_dropout")(x)
     for i in range(depth):
         sequences = i < depth - 1 or pooling == "max_and_mean"
         layer = CELLS[cell](units, return_sequences=sequences, name=f"{cell}{i + 1}")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from projects.imdb_gru.data import read_reviews, standardize
+from projects.imdb_gru.data import Reviews, read_reviews, standardize, validation_split
 from shared.config import UserError
 from tests.conftest import last_line, run_cli
 
@@ -44,12 +44,29 @@ def test_archive_reviews_are_read_with_labels_and_bad_bytes_replaced(tmp_path):
             "aclImdb/test/neg/3_1.txt": b"Dull",
             "aclImdb/train/unsup/5_0.txt": b"no label",
             "aclImdb/README": b"readme",
+            "aclImdb/train/urls_pos.txt": b"http://www.imdb.com/title/tt0000007/usercomments\n",
+            "aclImdb/train/urls_neg.txt": b"a\nhttp://www.imdb.com/title/tt0000042/usercomments\n",
         },
     )
     reviews = read_reviews(path)
-    texts, labels = reviews["train"]
+    texts, labels, films = reviews["train"]
     assert texts == ["Awful \ufffd film", "Loved it.<br />Great"] and list(labels) == [0, 1]
-    assert list(reviews["test"][1]) == [0, 1]
+    assert films == ["tt0000042", "tt0000007"]  # line N of urls_<label>.txt is review N's film
+    assert list(reviews["test"].labels) == [0, 1] and reviews["test"].films is None  # no test urls
+
+
+def test_validation_reviews_are_of_films_not_trained_on():
+    rng = np.random.default_rng(0)
+    films = [f"tt{rng.integers(0, 300)}" for _ in range(3_000)]
+    labels = rng.integers(0, 2, 3_000).astype(np.int32)
+    texts = [f"review {i} of {film}" for i, film in enumerate(films)]
+    train_x, val_x, _, val_y, how = validation_split(Reviews(texts, labels, films), 600, seed=1)
+    film_of = dict(zip(texts, films, strict=True))
+    assert not {film_of[t] for t in train_x} & {film_of[t] for t in val_x}
+    assert len(train_x) + len(val_x) == 3_000 and 450 < len(val_x) < 750 and how.startswith("films")
+    assert abs(val_y.mean() - labels.mean()) < 0.05  # stratified by label as well
+    _, val_x, _, _, how = validation_split(Reviews(texts, labels, None), 600, seed=1)
+    assert len(val_x) == 600 and how.startswith("random reviews")
 
 
 def test_an_archive_without_reviews_is_a_clear_error(tmp_path):
