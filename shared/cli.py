@@ -131,7 +131,7 @@ def build_parser(project: Project) -> argparse.ArgumentParser:
 def run(project: Project, args: argparse.Namespace) -> int:
     if args.command in project.commands:
         return project.commands[args.command].run(args)
-    from shared import runner
+    from shared import reporting, runner
 
     if args.command == "train":
         run_dir = runner.train(project, config_from_args(project, args))
@@ -146,6 +146,8 @@ def run(project: Project, args: argparse.Namespace) -> int:
         if args.data_dir:
             cfg.data_dir = args.data_dir
         splits = project.load_data(cfg)
+        if project.for_hparams is not None:  # the examples of the run's own hyperparameters
+            splits = project.for_hparams(splits, reporting.read_json(run_dir / "hparams.json"))
         if args.command == "export":
             runner.export_run(project, run_dir, splits)
             print(run_dir / "saved_model")

@@ -16,7 +16,7 @@ def threshold_rule(text: str) -> str:
         value = float(number)
     except ValueError:
         value = -1.0
-    if not 0 < value <= bound:
+    if not 0 < value <= bound or not math.isfinite(value):
         raise argparse.ArgumentTypeError(
             f"must be max, a percentile in (0, 100] or <k>sigma (e.g. 5sigma); got {text!r}"
         )

@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import math
+import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +34,14 @@ NAB_COMMIT = "ea702d75cc2258d9d7dd35ca8e5e2539d71f3140"
 NAB_RAW = f"https://raw.githubusercontent.com/numenta/NAB/{NAB_COMMIT}"
 DEFAULT_SERIES = "realKnownCause/machine_temperature_system_failure.csv"
 DEFAULT_WINDOW = 64
+MAX_WINDOW, WINDOW_STEP = 256, 32  # the `window` hyperparameter's range
+MIN_TRAIN_WINDOWS = 32
 DEFAULT_THRESHOLD = "5sigma"  # chosen on generated clean series (false alarms), never on NAB's labels
 TRAIN_FRACTION = 0.15  # NAB's probationary period
 VALIDATION_SHARE = 0.2  # of the probationary windows: the last ones in time
 GAP_FACTOR = 1.5  # a step longer than this many usual steps is reported as a gap
 LISTED = 10  # problems named one by one in messages and metrics.json
+TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?")
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Series:
     timestamps: np.ndarray  # datetime64[s]; NaT where unparseable
     values: np.ndarray  # float64
     lines: np.ndarray  # the CSV line of each row
+    raw_values: list[str] = field(default_factory=list)  # each row's value as written
     problems: dict[int, str] = field(default_factory=dict)  # line -> why the row is not used
     notes: list[str] = field(default_factory=list)  # gaps, order: reported, still scored
     step_seconds: float = 0.0  # the usual time between rows
@@ -62,20 +67,20 @@ class Series:
 def parse_series(text: str, name: str) -> Series:
     """`timestamp,value` CSV text -> Series; bad rows recorded by line, a missing column is an error."""
     reader = csv.reader(io.StringIO(text))
-    header = [cell.strip().lower() for cell in next(reader, [])]
+    header = [cell.strip().lstrip("\ufeff").lower() for cell in next(reader, [])]  # a BOM too
     if "timestamp" not in header or "value" not in header:
         raise UserError(f"{name}: the header must name the columns timestamp and value; found {header}")
     t_col, v_col = header.index("timestamp"), header.index("value")
     raw_times, raw_values, lines = [], [], []
     for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue  # a blank line holds no row
+        if not row:
+            continue  # a blank line holds no row; a line of empty cells is a row with a problem
         raw_times.append(row[t_col].strip() if t_col < len(row) else "")
         raw_values.append(row[v_col].strip() if v_col < len(row) else "")
         lines.append(reader.line_num)
     timestamps = np.array([_timestamp(text) for text in raw_times], dtype="datetime64[s]").reshape(-1)
     values = np.array([_number(text) for text in raw_values], dtype=np.float64).reshape(-1)
-    series = Series(name, timestamps, values, np.array(lines, dtype=np.int64))
+    series = Series(name, timestamps, values, np.array(lines, dtype=np.int64), raw_values)
     for i, line in enumerate(series.lines):
         if np.isnat(timestamps[i]):
             series.problems[int(line)] = f"line {line}: timestamp {raw_times[i]!r} is not a date and time"
@@ -88,9 +93,12 @@ def parse_series(text: str, name: str) -> Series:
 
 
 def _timestamp(text: str) -> np.datetime64:
+    """`YYYY-MM-DD[ HH:MM[:SS[.fff]]]` (NAB's form, or ISO with a T); anything else, NaT."""
+    if not TIMESTAMP.fullmatch(text):
+        return np.datetime64("NaT")
     try:
-        return np.datetime64(text.replace(" ", "T", 1), "s") if text else np.datetime64("NaT")
-    except ValueError:
+        return np.datetime64(text.replace(" ", "T", 1), "s")
+    except ValueError:  # e.g. month 13
         return np.datetime64("NaT")
 
 
@@ -257,7 +265,7 @@ def load(cfg: RunConfig) -> Splits:
     fraction = float(cfg.options.get("train_fraction", TRAIN_FRACTION))
     if not 0 < fraction < 1:
         raise UserError(f"--train-fraction must be between 0 and 1; got {fraction}")
-    probationary_rows = math.ceil(fraction * len(series.values))
+    probationary_rows = math.floor(fraction * len(series.values))
     train_values = series.values[:probationary_rows][series.usable[:probationary_rows]]
     if len(train_values) < 2:
         raise UserError(f"{series.name}: the first {fraction:.0%} holds {len(train_values)} usable rows")
@@ -288,10 +296,12 @@ def load(cfg: RunConfig) -> Splits:
         "unusable_rows": len(series.problems),
         "first_unusable_rows": list(series.problems.values())[:LISTED],
         "time_notes": len(series.notes),
+        "largest_window": largest_window(series.usable, probationary_rows),
         "first_time_notes": series.notes[:LISTED],
     }
-    splits = Splits(train=test, validation=test, test=test, info=info)
-    return for_hparams(splits, {"window": cfg.hparams.get("window", DEFAULT_WINDOW)})
+    # `for_hparams` makes the training and validation windows, once the model's window length is known
+    series_only = Splits(train=test, validation=test, test=test, info=info)
+    return for_hparams(series_only, {"window": cfg.hparams.get("window", default_window(series_only))})
 
 
 def _seconds(timestamps: np.ndarray) -> np.ndarray:
@@ -311,37 +321,59 @@ def series_of(splits: Splits) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return features["value"].astype(np.float64), features["probationary"], features["timestamp"], labels
 
 
+def split_windows(usable: np.ndarray, window: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """First rows of the training and validation windows among the first `rows` rows.
+
+    The last fifth of the windows (in time) is held out for validation, and no training window reaches
+    into it, so the held-out rows are never trained on.
+    """
+    starts = window_starts(usable, window, stop=rows)
+    validation = starts[-max(1, round(VALIDATION_SHARE * len(starts))) :]
+    train = starts[starts + window <= validation[0]] if len(validation) else starts
+    return train, validation
+
+
+def largest_window(usable: np.ndarray, rows: int) -> int:
+    """The longest window (a multiple of 32, at most MAX_WINDOW) that leaves enough training windows."""
+    for window in range(MAX_WINDOW, WINDOW_STEP - 1, -WINDOW_STEP):
+        if len(split_windows(usable, window, rows)[0]) >= MIN_TRAIN_WINDOWS:
+            return window
+    return WINDOW_STEP
+
+
 def for_hparams(splits: Splits, values: dict) -> Splits:
     """Train / validation windows of the model's `window` length, standardised with the training scaler."""
-    window = int(values.get("window", DEFAULT_WINDOW))
+    window = int(values.get("window", default_window(splits)))
     if splits.info.get("window") == window:
         return splits
-    series, probationary, _, _ = series_of(splits)
-    standard = (series - splits.info["mean"]) / splits.info["std"]
+    values_, probationary, _, _ = series_of(splits)
+    standard = (values_ - splits.info["mean"]) / splits.info["std"]
     rows = int(probationary.sum())
-    starts = window_starts(np.isfinite(standard), window, stop=rows)
-    validation = max(1, round(VALIDATION_SHARE * len(starts)))
-    if len(starts) - validation < window:
+    train_starts, validation_starts = split_windows(np.isfinite(standard), window, rows)
+    if len(train_starts) < MIN_TRAIN_WINDOWS:
         raise UserError(
-            f"{splits.info['series']}: its first {rows} rows hold {len(starts)} windows of {window} "
-            f"usable rows; at least {window + 1} are needed. "
-            "Use a shorter window (--hp window=...) or a larger "
-            f"--train-fraction."
+            f"{splits.info['series']}: its first {rows} rows leave {len(train_starts)} training windows of "
+            f"{window} rows once the last fifth is held out; at least {MIN_TRAIN_WINDOWS} are needed. "
+            f"Use a shorter window (--hp window=..., at most {splits.info['largest_window']} here) or a "
+            "larger --train-fraction."
         )
-    held_out_from = int(starts[-validation])
-    train_starts = starts[starts + window <= held_out_from]  # no training window reaches a validation row
     windows = np.lib.stride_tricks.sliding_window_view(standard, window).astype(np.float32)
     train = windows[train_starts][..., np.newaxis]  # [N, window, 1]
-    val = windows[starts[-validation:]][..., np.newaxis]
+    validation = windows[validation_starts][..., np.newaxis]
     info = {
         **splits.info,
         "window": window,
-        "windows": {"train": len(train), "validation": len(val)},
-        "held_out_from_row": held_out_from,
+        "windows": {"train": len(train), "validation": len(validation)},
+        "held_out_from_row": int(validation_starts[0]),
     }
     return Splits(
         train=tf.data.Dataset.from_tensor_slices((train, train)),
-        validation=tf.data.Dataset.from_tensor_slices((val, val)),
+        validation=tf.data.Dataset.from_tensor_slices((validation, validation)),
         test=splits.test,
         info=info,
     )
+
+
+def default_window(splits: Splits) -> int:
+    """DEFAULT_WINDOW, or the largest window that fits when the training part is too short for it."""
+    return min(DEFAULT_WINDOW, splits.info["largest_window"])

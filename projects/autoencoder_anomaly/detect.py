@@ -31,7 +31,7 @@ def reconstruction_scores(standardised: tf.Tensor, window: int, reconstruct: Rec
     frames = tf.signal.frame(
         tf.cast(standardised, tf.float32), window, frame_step=1
     )  # [T - window + 1, window]
-    rebuilt = tf.convert_to_tensor(reconstruct(frames[..., tf.newaxis]), tf.float32)[..., 0]
+    rebuilt = tf.cast(reconstruct(frames[..., tf.newaxis]), tf.float32)[..., 0]  # float16 too
     window_errors = tf.reduce_mean(tf.abs(rebuilt - frames), axis=1, keepdims=True)  # [N, 1]
     return overlap_average(tf.broadcast_to(window_errors, tf.shape(frames)))
 

@@ -13,6 +13,7 @@ the rows after the probationary period are evaluated:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,8 @@ def autoencoder_scores(model: keras.Model, standardised: np.ndarray) -> np.ndarr
 
 
 def rolling_zscore(standardised: np.ndarray, window: int) -> np.ndarray:
-    """|x - mean| / std of the `window` rows before each row (fewer at a stretch's start; 0 at its first)."""
+    """|x - mean| / std of the `window` rows before each row (fewer at a stretch's start; 0 for its first
+    two rows, which have too little past to compare with)."""
 
     def score(stretch: np.ndarray) -> np.ndarray:
         past = pd.Series(stretch).rolling(window, min_periods=2)
@@ -60,12 +62,11 @@ def rolling_zscore(standardised: np.ndarray, window: int) -> np.ndarray:
     return series_scores(standardised, 1, score)
 
 
-def isolation_forest_scores(
+def isolation_forest_scorer(
     standardised: np.ndarray, training_rows: np.ndarray, window: int, seed: int
-) -> np.ndarray:
-    """IsolationForest fitted on the training windows; each row gets the mean score of its windows."""
+) -> Callable[[np.ndarray], np.ndarray]:
+    """IsolationForest fitted on the training windows; it scores a row by the mean score of its windows."""
     frames = np.lib.stride_tricks.sliding_window_view
-
     training = [
         frames(standardised[a:b], window)
         for a, b in stretches(np.isfinite(standardised) & training_rows, window)
@@ -76,7 +77,16 @@ def isolation_forest_scores(
         per_window = -forest.score_samples(frames(stretch, window))  # higher: more anomalous
         return overlap_average(np.repeat(per_window[:, None], window, axis=1)).numpy()
 
-    return series_scores(standardised, window, score)
+    return lambda series: series_scores(series, window, score)
+
+
+def held_out_threshold(
+    scorer: Callable[[np.ndarray], np.ndarray], standardised: np.ndarray, splits: Splits
+) -> float:
+    """The rule applied to the held-out rows' scores, computed on the probationary rows alone: no
+    window reaching past them, into the evaluated rows, moves the threshold."""
+    rows = splits.info["probationary_rows"]
+    return threshold_from(scorer(standardised[:rows])[held_out(splits)[:rows]], splits.info["threshold_rule"])
 
 
 def detection_scores(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -112,36 +122,34 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
     values, probationary, timestamps, labels = series_of(splits)
     standardised = (values - splits.info["mean"]) / splits.info["std"]
     window = model.input_shape[1]
-    rule = splits.info["threshold_rule"]
     training_rows = np.arange(len(values)) < splits.info["held_out_from_row"]
-    scores = {
-        "autoencoder": autoencoder_scores(model, standardised),
-        "rolling_zscore": rolling_zscore(standardised, window),
-        "isolation_forest": isolation_forest_scores(standardised, training_rows, window, cfg.seed),
+    scorers = {
+        "autoencoder": lambda series: autoencoder_scores(model, series),
+        "rolling_zscore": lambda series: rolling_zscore(series, window),
+        "isolation_forest": isolation_forest_scorer(standardised, training_rows, window, cfg.seed),
     }
-    evaluated, threshold_rows = ~probationary, held_out(splits)
+    scores = {name: scorer(standardised) for name, scorer in scorers.items()}
+    # the rows after the probationary period that every detector scored: one set for every AUC
+    evaluated = ~probationary & np.all([np.isfinite(score) for score in scores.values()], axis=0)
     results = {}
     for name, score in scores.items():
-        threshold = threshold_from(score[threshold_rows], rule)
+        threshold = held_out_threshold(scorers[name], standardised, splits)
         results[name] = detection_scores(score[evaluated], labels[evaluated], threshold)
 
     reporting.write_table(run_dir, "scores_of_every_detector", results)
     table = pd.DataFrame({"timestamp": _dates(timestamps), "value": values, "in_labelled_window": labels})
     for name, score in scores.items():
         table[f"{name}_score"] = score
-        table[f"{name}_flag"] = np.isfinite(score) & (
-            np.nan_to_num(score, nan=-np.inf) > results[name]["threshold"]
-        )
+        table[f"{name}_flag"] = np.nan_to_num(score, nan=-np.inf) > results[name]["threshold"]
     table["probationary"] = probationary
     table.to_csv(run_dir / SCORES_FILE, index=False)
     plot_series(table, results["autoencoder"]["threshold"], splits.info["series"], run_dir / "plots")
 
-    autoencoder = results["autoencoder"]
     return {
-        **autoencoder,
-        "threshold_rule": rule,
+        **results["autoencoder"],
+        "threshold_rule": splits.info["threshold_rule"],
         "evaluated_rows": int(evaluated.sum()),
-        "unscored_rows": int((~np.isfinite(scores["autoencoder"]) & evaluated).sum()),
+        "unscored_rows": int((~probationary & ~evaluated).sum()),
         "pr_auc_chance": float(labels[evaluated].mean()),
         "baselines": {name: results[name] for name in DETECTORS[1:]},
     }

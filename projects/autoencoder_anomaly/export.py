@@ -12,9 +12,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from projects.autoencoder_anomaly.data import held_out, series_of, stretches
-from projects.autoencoder_anomaly.detect import reconstruction_scores, threshold_from
-from projects.autoencoder_anomaly.evaluate import autoencoder_scores
+from projects.autoencoder_anomaly.data import series_of, stretches
+from projects.autoencoder_anomaly.detect import reconstruction_scores
+from projects.autoencoder_anomaly.evaluate import autoencoder_scores, held_out_threshold
 from shared.project import ServingEndpoint, Splits
 
 
@@ -22,10 +22,14 @@ def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
     values, _, _, _ = series_of(splits)
     mean, std = splits.info["mean"], splits.info["std"]
     window = model.input_shape[1]
-    held_out_scores = autoencoder_scores(model, (values - mean) / std)[held_out(splits)]
-    threshold = threshold_from(held_out_scores, splits.info["threshold_rule"])
+    scorer = lambda series: autoencoder_scores(model, series)  # noqa: E731
+    threshold = held_out_threshold(scorer, (values - mean) / std, splits)  # as evaluate chose it
 
     def serve(values: tf.Tensor) -> dict[str, tf.Tensor]:
+        tf.debugging.assert_greater_equal(
+            tf.size(values), window, message=f"send at least one window ({window} values)"
+        )
+        tf.debugging.assert_all_finite(values, "every value must be a finite number; split at the others")
         standardised = (values - mean) / std
         score = reconstruction_scores(standardised, window, lambda frames: model(frames, training=False))
         return {"score": score, "anomaly": score > threshold}

@@ -12,12 +12,14 @@ import keras
 import keras_tuner as kt
 from keras import layers
 
-from projects.autoencoder_anomaly.data import DEFAULT_WINDOW
+from projects.autoencoder_anomaly.data import DEFAULT_WINDOW, MAX_WINDOW, WINDOW_STEP
 from shared.project import Splits
 
 
 def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.Model:
-    window = hp.Int("window", 32, 256, step=32, default=DEFAULT_WINDOW)
+    # the longest window the series' training part has enough windows for (a search never tries longer)
+    largest = splits.info.get("largest_window", MAX_WINDOW) if splits is not None else MAX_WINDOW
+    window = hp.Int("window", WINDOW_STEP, largest, step=WINDOW_STEP, default=min(DEFAULT_WINDOW, largest))
     architecture = hp.Choice("architecture", ["conv", "lstm"], default="conv")
     filters = hp.Int("filters", 8, 64, step=8, default=32)  # conv filters, or LSTM units
     latent = hp.Int("latent", 4, 32, step=4, default=16)
@@ -33,14 +35,14 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
         x = layers.Conv1DTranspose(latent, **conv, name="decode1")(x)
         x = layers.Dropout(dropout)(x)
         x = layers.Conv1DTranspose(filters, **conv, name="decode2")(x)
-        outputs = layers.Conv1DTranspose(1, 7, padding="same", name="reconstruction")(x)
+        outputs = layers.Conv1DTranspose(1, 7, padding="same", dtype="float32", name="reconstruction")(x)
     else:
         x = layers.LSTM(filters, name="encode")(windows)
         x = layers.Dense(latent, activation="tanh", name="code")(x)  # the whole window in `latent` numbers
         x = layers.Dropout(dropout)(x)
         x = layers.RepeatVector(window)(x)
         x = layers.LSTM(filters, return_sequences=True, name="decode")(x)
-        outputs = layers.Dense(1, name="reconstruction")(x)
+        outputs = layers.Dense(1, dtype="float32", name="reconstruction")(x)
 
     model = keras.Model(windows, outputs, name=f"{architecture}_autoencoder")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse", metrics=["mae"])

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from projects.autoencoder_anomaly.data import parse_series, stretches
+from projects.autoencoder_anomaly.data import Series, parse_series, stretches
 from shared.config import UserError
 from shared.export import SIGNATURE
 from shared.reporting import read_json
@@ -41,34 +41,15 @@ def run(args: argparse.Namespace) -> int:
     series = parse_series(path.read_text(encoding="utf-8", errors="replace"), str(path))
     if not len(series.values):
         raise UserError(f"{path} holds no rows under its header")
-    parts = stretches(series.usable, 1)
-    longest = max((b - a for a, b in parts), default=0)
-    if longest < window:
-        raise UserError(
-            f"{path}: its longest stretch of usable rows is {longest} rows, shorter than one window "
-            f"({window} rows); the model needs at least {window} consecutive usable rows"
-        )
-
-    score, anomaly = np.full(len(series.values), np.nan), np.zeros(len(series.values), dtype=bool)
-    problems = np.full(len(series.values), "", dtype=object)
-    for i, line in enumerate(series.lines):
-        problems[i] = series.problems.get(int(line), "")
     signature = tf.saved_model.load(str(saved_model)).signatures[SIGNATURE]
-    for start, stop in parts:
-        if stop - start < window:
-            problems[start:stop] = (
-                f"in a stretch of {stop - start} usable rows, shorter than one window ({window})"
-            )
-            continue
-        out = signature(values=tf.constant(series.values[start:stop], tf.float32))
-        score[start:stop], anomaly[start:stop] = out["score"].numpy(), out["anomaly"].numpy()
+    score, anomaly, problems = score_series(signature, series, window)
 
     scored = np.isfinite(score)
     table = pd.DataFrame(
         {
             "line": series.lines,
-            "timestamp": pd.Series(series.timestamps.astype("datetime64[s]")).astype(str).replace("NaT", ""),
-            "value": series.values,
+            "timestamp": pd.Series(series.timestamps).astype(str).replace("NaT", ""),
+            "value": series.raw_values,  # as written, also where it could not be used
             "score": np.round(score, 6),
             "anomaly": np.where(scored, np.where(anomaly, "yes", "no"), ""),
             "problem": problems,
@@ -86,3 +67,25 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0 if scored.all() else 1
+
+
+def score_series(signature, series: Series, window: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(score, anomaly, problem) per row: every stretch of usable rows at least a window long is scored."""
+    parts = stretches(series.usable, 1)
+    longest = max((b - a for a, b in parts), default=0)
+    if longest < window:
+        raise UserError(
+            f"{series.name}: its longest stretch of usable rows is {longest} rows, shorter than one window "
+            f"({window} rows); the model needs at least {window} consecutive usable rows"
+        )
+    score, anomaly = np.full(len(series.values), np.nan), np.zeros(len(series.values), dtype=bool)
+    problems = [series.problems.get(int(line), "") for line in series.lines]
+    for start, stop in parts:
+        if stop - start < window:
+            problems[start:stop] = [f"in a stretch of {stop - start} usable rows, shorter than a window"] * (
+                stop - start
+            )
+            continue
+        out = signature(values=tf.constant(series.values[start:stop], tf.float32))
+        score[start:stop], anomaly[start:stop] = out["score"].numpy(), out["anomaly"].numpy()
+    return score, anomaly, problems

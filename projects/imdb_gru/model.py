@@ -77,7 +77,7 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     bidirectional = hp.Boolean("bidirectional", default=True)
     depth = hp.Int("layers", 1, 2, default=1)
     embedding_dropout = hp.Float("embedding_dropout", 0.0, 0.5, step=0.1, default=0.5)
-    word_dropout = hp.Float("word_dropout", 0.0, 0.5, step=0.05, default=0.0)
+    word_dropout = hp.Float("word_dropout", 0.0, 0.5, step=0.05, default=0.3)
     pooling = hp.Choice("pooling", ["last", "max_and_mean"], default="max_and_mean")
     dropout = hp.Float("dropout", 0.0, 0.6, step=0.1, default=0.5)
     learning_rate = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
