@@ -1,6 +1,7 @@
 """The Large Movie Review Dataset (Maas et al. 2011) as raw text, and the TextVectorization adapted on it.
 
-25,000 labelled reviews train (5,000 of them, stratified, are held out for validation) and 25,000 test.
+25,000 labelled reviews train (about 5,000 of them, whole films at a time, are held out for validation) and
+25,000 test.
 Reviews are read straight from the tar.gz: `aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt`. Bytes that
 are not UTF-8 are replaced, never fatal. The vectorizer is adapted on the training split only.
 """
@@ -115,7 +116,7 @@ def _reviews(split: str, rows: list[tuple[str, str, int]], urls: dict) -> Review
     return Reviews(
         [text for _, text, _ in rows],
         np.array([label for *_, label in rows], np.int32),
-        films if all(films) else None,  # a film for every review, or no grouping at all
+        films if any(films) else None,  # None: the archive lists no films at all
     )
 
 
@@ -167,9 +168,16 @@ def validation_split(train: Reviews, size: int, seed: int):
     """
     texts, labels = np.array(train.texts, dtype=object), train.labels
     if train.films is not None:
-        folds = StratifiedGroupKFold(n_splits=round(len(labels) / size), shuffle=True, random_state=seed)
-        kept, held = next(folds.split(texts, labels, groups=train.films))
-        how = "films not in the training split"
+        # a review whose film is not listed is a group of its own: it cannot share a film across the split
+        groups = [film or f"unlisted {i}" for i, film in enumerate(train.films)]
+        folds = StratifiedGroupKFold(
+            n_splits=max(2, round(len(labels) / size)), shuffle=True, random_state=seed
+        )
+        kept, held = next(folds.split(texts, labels, groups=groups))
+        unlisted = sum(film is None for film in train.films)
+        how = "films not in the training split" + (
+            f" ({unlisted} with no listed film, each its own group)" if unlisted else ""
+        )
     else:
         kept, held = train_test_split(
             np.arange(len(labels)), test_size=size, stratify=labels, random_state=seed

@@ -85,10 +85,11 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     ids = keras.Input(shape=(MAX_LENGTH,), dtype="int64", name="token_ids")
     x = Truncate(vocab_size, sequence_length, name="truncate")(ids)
     x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(x)
-    # the same embedding channels dropped at every position of a review, then whole words
+    # the same embedding channels dropped at every position of a review, then whole words zeroed (they
+    # still count as positions: the mask is the tokens', so the GRU and the mean pooling step over them)
     x = layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)
     if word_dropout:
-        x = layers.Dropout(word_dropout, noise_shape=(None, sequence_length, 1), name="word_dropout")(x)
+        x = layers.Dropout(word_dropout, noise_shape=(None, None, 1), name="word_dropout")(x)
     for i in range(depth):
         sequences = i < depth - 1 or pooling == "max_and_mean"
         layer = CELLS[cell](units, return_sequences=sequences, name=f"{cell}{i + 1}")

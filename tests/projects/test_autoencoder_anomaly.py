@@ -247,3 +247,13 @@ def test_tune_searches_the_window_length(tmp_path, session_dir):
     assert trials["window"].nunique() > 1  # each trial trained on windows of its own length
     # the search space stops at the longest window the generated series' training part can fill
     assert trials["window"].max() <= 160
+
+
+def test_trains_on_two_cpu_replicas(tmp_path, session_dir):
+    run_dir = tmp_path / "mirrored"
+    args = ("--smoke", "--epochs", "2", "--strategy", "mirrored", "--cpu-replicas", "2")
+    result = run_cli("autoencoder_anomaly", "train", *args, "--run-dir", str(run_dir), cwd=session_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["runtime"]["replicas"] == 2 and config["runtime"]["global_batch_size"] == 128
+    assert json.loads((run_dir / "metrics.json").read_text())["export_max_abs_diff_score"] <= 1e-5
