@@ -175,6 +175,16 @@ def test_predict_gives_the_scores_and_flags_evaluate_gave(trained, tmp_path, ses
         signature(values=tf.constant([1.0] * 70 + [float("nan")]))
 
 
+def test_evaluate_and_export_commands_rebuild_the_runs_windows(trained, session_dir):
+    before = json.loads((trained / "metrics.json").read_text())
+    for command in ("evaluate", "export"):
+        result = run_cli("autoencoder_anomaly", command, str(trained), cwd=session_dir)
+        assert result.returncode == 0, result.stderr[-2000:]
+    after = json.loads((trained / "metrics.json").read_text())
+    assert after["pr_auc"] == pytest.approx(before["pr_auc"], abs=1e-6)
+    assert after["threshold"] == pytest.approx(before["threshold"], abs=1e-6)
+
+
 def test_predict_on_a_clean_series_raises_few_alarms(trained, tmp_path, session_dir):
     clean = tmp_path / "clean.csv"
     clean.write_text(series_csv(synthetic_series(n=2_000, seed=7, anomalies=False)))
