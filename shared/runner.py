@@ -194,6 +194,7 @@ def train(project: Project, cfg: RunConfig) -> Path:
     if project.for_hparams is not None:
         splits = project.for_hparams(splits, hp.values)
     batch = global_batch_size(hp.values.get("batch_size", cfg.batch_size), replicas, cfg.global_batch_size)
+    check_first_batches(splits, batch, replicas)
     train_ds = batched(splits.train, batch, shuffle=True, seed=cfg.seed, preprocess=splits.preprocessor)
     val_ds = batched(splits.validation, batch, shuffle=False, seed=cfg.seed, preprocess=splits.preprocessor)
     runtime = {
@@ -250,6 +251,23 @@ def train(project: Project, cfg: RunConfig) -> Path:
         finish_report(project, run_dir, metrics)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)  # everything is saved: nothing left to resume
     return run_dir
+
+
+def check_first_batches(splits: Splits, batch: int, replicas: int) -> None:
+    """Under a strategy, Keras builds the metrics from the first batch of each split averaged over the
+    replicas (`strategy.reduce`), which fails when a split smaller than one global batch does not share out
+    evenly. Say so before training rather than crash in its first validation."""
+    if replicas < 2:
+        return
+    for name in ("train", "validation"):
+        size = int(getattr(splits, name).cardinality())
+        if 0 < size < batch and size % replicas:
+            raise UserError(
+                f"the {name} split has {size} examples, fewer than one global batch ({batch}), and they do "
+                f"not share out evenly over {replicas} replicas, which Keras cannot build its metrics from "
+                f"under a distribution strategy. Use --batch-size {max(1, size // replicas)} or less, or "
+                "train on one device."
+            )
 
 
 def series_folder(project: Project, cfg: RunConfig, kind: str) -> Path:

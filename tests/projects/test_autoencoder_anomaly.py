@@ -262,8 +262,21 @@ def test_tune_searches_the_window_length(tmp_path, session_dir):
 def test_trains_on_two_cpu_replicas(tmp_path, session_dir):
     run_dir = tmp_path / "mirrored"
     args = ("--smoke", "--epochs", "2", "--strategy", "mirrored", "--cpu-replicas", "2")
+    # 77 validation windows: fewer than one global batch of 128, and odd: a clear error, not a crash
     result = run_cli("autoencoder_anomaly", "train", *args, "--run-dir", str(run_dir), cwd=session_dir)
+    assert result.returncode == 2
+    assert "the validation split has 77 examples" in result.stderr and "--batch-size 38" in result.stderr
+    result = run_cli(
+        "autoencoder_anomaly",
+        "train",
+        *args,
+        "--batch-size",
+        "32",
+        "--run-dir",
+        str(run_dir),
+        cwd=session_dir,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["runtime"]["replicas"] == 2 and config["runtime"]["global_batch_size"] == 128
+    assert config["runtime"]["replicas"] == 2 and config["runtime"]["global_batch_size"] == 64
     assert json.loads((run_dir / "metrics.json").read_text())["export_max_abs_diff_score"] <= 1e-5
