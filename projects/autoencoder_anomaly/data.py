@@ -128,7 +128,11 @@ def _note_time_steps(series: Series) -> None:
 
 
 def _duration(seconds: float) -> str:
-    return str(np.timedelta64(int(seconds), "s").astype("timedelta64[m]")).replace(" minutes", " min")
+    """1140 min -> '19 h', 55 min -> '55 min', 7 days 6 h -> '7 d 6 h'."""
+    minutes = int(seconds // 60)
+    days, hours, rest = minutes // 1440, minutes % 1440 // 60, minutes % 60
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{rest} min" if rest else ""]
+    return " ".join(part for part in parts if part) or f"{int(seconds)} s"
 
 
 def label_windows(series: Series, windows: list[list[str]]) -> Series:

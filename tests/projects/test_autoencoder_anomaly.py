@@ -53,7 +53,7 @@ def test_bad_rows_are_named_by_line_and_never_become_numbers():
     assert "line 4: timestamp 'yesterday' is not a date and time" in series.problems[4]
     assert np.isnan(series.values[1:5]).all() and list(series.values[[0, 5, 6, 7]]) == [1, 3, 4, 5]
     assert series.step_seconds == 300
-    assert any(note.startswith("line 8: gap of 60 min") for note in series.notes), series.notes
+    assert any(note.startswith("line 8: gap of 1 h") for note in series.notes), series.notes
     assert any(note.startswith("line 9: timestamp is not after") for note in series.notes)
     assert len(parse_series("\ufefftimestamp,value\n2020-01-01,1\n", "bom.csv").values) == 1  # a BOM
     with pytest.raises(UserError, match="must name the columns timestamp and value"):
