@@ -280,3 +280,34 @@ def test_trains_on_two_cpu_replicas(tmp_path, session_dir):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["runtime"]["replicas"] == 2 and config["runtime"]["global_batch_size"] == 64
     assert json.loads((run_dir / "metrics.json").read_text())["export_max_abs_diff_score"] <= 1e-5
+
+
+def test_predict_and_category_name_what_is_wrong(trained, tmp_path, session_dir):
+    import argparse
+
+    from projects.autoencoder_anomaly import predict
+    from projects.autoencoder_anomaly.data import category_series
+
+    with pytest.raises(UserError, match="has no saved_model"):  # a run folder without its export
+        (tmp_path / "run").mkdir()
+        for name in ("config.json", "model.keras"):
+            (tmp_path / "run" / name).write_bytes((trained / name).read_bytes())
+        predict.run(argparse.Namespace(run=str(tmp_path / "run"), csv="x.csv", out=None))
+    with pytest.raises(UserError, match=r"missing\.csv does not exist"):
+        predict.run(argparse.Namespace(run=str(trained), csv=str(tmp_path / "missing.csv"), out=None))
+    (tmp_path / "header.csv").write_text("timestamp,value\n")
+    with pytest.raises(UserError, match="holds no rows under its header"):
+        predict.run(argparse.Namespace(run=str(trained), csv=str(tmp_path / "header.csv"), out=None))
+
+    data_dir = write_nab(tmp_path, {"fake/s0.csv": synthetic_series(n=500, seed=3)})
+    with pytest.raises(UserError, match=r"NAB has no category 'realKnownCause'; it has fake"):
+        category_series(data_dir, "realKnownCause")
+    result = run_cli("autoencoder_anomaly", "category", "fake", "--smoke", cwd=session_dir)
+    assert result.returncode == 2 and "--smoke has only one generated series" in result.stderr
+
+
+def test_a_train_fraction_outside_zero_and_one_is_a_clear_error(tmp_path, session_dir):
+    args = ("--smoke", "--train-fraction", "1.5", "--run-dir", str(tmp_path / "r"))
+    result = run_cli("autoencoder_anomaly", "train", *args, cwd=session_dir)
+    assert result.returncode == 2 and "--train-fraction must be between 0 and 1; got 1.5" in result.stderr
+    assert not (tmp_path / "r").exists()  # checked before a run folder is made
