@@ -191,8 +191,7 @@ def train(project: Project, cfg: RunConfig) -> Path:
     splits = project.load_data(cfg)
     with strategy.scope():
         model, hp = build_checked(project, cfg.hparams, splits, cfg.batch_size)
-    if project.for_hparams is not None:
-        splits = project.for_hparams(splits, hp.values)
+    splits = splits_for(project, splits, hp.values)
     batch = global_batch_size(hp.values.get("batch_size", cfg.batch_size), replicas, cfg.global_batch_size)
     check_first_batches(splits, batch, replicas)
     train_ds = batched(splits.train, batch, shuffle=True, seed=cfg.seed, preprocess=splits.preprocessor)
@@ -251,6 +250,11 @@ def train(project: Project, cfg: RunConfig) -> Path:
         finish_report(project, run_dir, metrics)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)  # everything is saved: nothing left to resume
     return run_dir
+
+
+def splits_for(project: Project, splits: Splits, values: dict[str, Any]) -> Splits:
+    """The examples a model with these hyperparameter values trains on (`Project.for_hparams`)."""
+    return splits if project.for_hparams is None else project.for_hparams(splits, values)
 
 
 def check_first_batches(splits: Splits, batch: int, replicas: int) -> None:

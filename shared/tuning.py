@@ -18,7 +18,7 @@ from shared.callbacks import schedule_callback
 from shared.config import RunConfig, UserError, check_resume_compatible
 from shared.data import batched
 from shared.project import Project, Splits
-from shared.runner import RUNS_ROOT, build_checked, check_first_batches, set_seeds
+from shared.runner import RUNS_ROOT, build_checked, check_first_batches, set_seeds, splits_for
 from shared.strategy import configure_precision, global_batch_size, is_multi_worker, make_strategy
 
 TUNERS = ("bayesian", "hyperband", "random")
@@ -51,9 +51,7 @@ class SearchModel(kt.HyperModel):
         cfg = self.cfg
         per_replica = hp.values.get("batch_size", cfg.batch_size)
         batch = global_batch_size(per_replica, self.replicas, cfg.global_batch_size)
-        splits = self.splits
-        if self.project.for_hparams is not None:  # e.g. windows of this trial's length
-            splits = self.project.for_hparams(splits, hp.values)
+        splits = splits_for(self.project, self.splits, hp.values)  # e.g. windows of this trial's length
         check_first_batches(splits, batch, self.replicas)
         pipeline = dict(seed=cfg.seed, preprocess=splits.preprocessor)
         return model.fit(
