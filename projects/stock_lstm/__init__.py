@@ -26,6 +26,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="trading days per test fold (default: %(default)s, a year)",
     )
     parser.add_argument(
+        "--fit-fold",
+        choices=("last", "first"),
+        default="last",
+        help="the fold whose training days the run's model fits: last (default), the newest days, for the "
+        "model export serves; first for tune, so its choices see no test day of any fold",
+    )
+    parser.add_argument(
         "--cost-bps",
         type=float,
         default=5.0,

@@ -2,10 +2,11 @@
 
 Prices come from `<data-dir>/stocks/<TICKER>.csv` (the Yahoo layout: Date, Open, High, Low, Close,
 [Adj Close,] Volume), downloaded once with yfinance when missing, or from `--csv PATH`. With an Adj Close
-column, Open/High/Low/Close are scaled by Adj Close / Close and Volume by its inverse, so splits and
-dividends are not price or volume moves (yfinance downloads come adjusted already). A row that cannot be used (a bad date, a missing or
-non-numeric value, a price <= 0) is dropped and reported by its line; repeated dates, rows out of order
-and gaps of more than a week are reported too.
+column, Open/High/Low/Close are scaled by Adj Close / Close and Volume by its inverse, so a split is not a
+price or volume jump (files whose Close is unadjusted, like Quandl's, have splits in that ratio; yfinance
+downloads come adjusted already). A row that cannot be used (a bad date, a missing or non-numeric value,
+a price <= 0, the wrong number of fields) is dropped and reported by its line; repeated dates, rows out
+of order and gaps of more than a week are reported too.
 
 Sample i is the window of feature rows ending at row i; its target is the next day's log return.
 Walk-forward: the last `folds x fold_days` samples are the test folds, in time order. Fold k trains on
@@ -15,6 +16,7 @@ fitted on those rows alone, so nothing from a test day or after it ever reaches 
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 from dataclasses import dataclass, field
@@ -39,6 +41,7 @@ MIN_TRAIN_DAYS = 250  # the first fold must train on at least about a year
 GAP_DAYS = 6  # calendar days between rows beyond which a gap is reported (a long weekend is 4)
 LISTED = 10  # problems named one by one in messages and metrics.json
 NETWORK_HINTS = ("resolve", "connect", "timed out", "timeout", "network", "curl", "ssl", "proxy")
+REFUSAL_HINTS = ("rate limit", "too many requests", "unauthorized", "forbidden")
 
 
 @dataclass
@@ -64,43 +67,47 @@ def read_prices(path: Path) -> Prices:
     """A Date/Open/High/Low/Close/Volume CSV -> Prices; unusable rows dropped and named by line."""
     if not path.is_file():
         raise UserError(f"{path} does not exist")
-    try:
-        raw = pd.read_csv(
-            path, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding_errors="replace"
-        )
-    except pd.errors.EmptyDataError as e:
-        raise UserError(f"{path} is empty; it needs a header: Date,Open,High,Low,Close,Volume") from e
-    except pd.errors.ParserError as e:
-        raise UserError(f"{path} is not a well-formed CSV: {e}") from e
-    raw.columns = [str(c).strip().lstrip("\ufeff") for c in raw.columns]
-    by_lower = {c.lower().replace("_", " "): c for c in raw.columns}
-    missing = [c for c in ("Date", *COLUMNS) if c.lower() not in by_lower]
-    if missing:
-        raise UserError(
-            f"{path}: no column {', '.join(missing)}; the header must name Date, Open, High, Low, Close, "
-            f"Volume (Adj Close optional); found {list(raw.columns)}"
-        )
-    raw = raw.rename(
-        columns={by_lower[c.lower()]: c for c in ("Date", *COLUMNS, "Adj Close") if c.lower() in by_lower}
-    )
-    raw["line"] = np.arange(len(raw)) + 2  # the header is line 1
-    raw = raw[(raw.drop(columns="line") != "").any(axis=1)]  # a blank line is no row
-    return _checked(raw, path.name)
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        header = [cell.strip().lstrip("\ufeff") for cell in next(reader, [])]
+        by_lower = {cell.lower().replace("_", " "): i for i, cell in enumerate(header)}
+        missing = [c for c in ("Date", *COLUMNS) if c.lower() not in by_lower]
+        if missing:
+            raise UserError(
+                f"{path}: no column {', '.join(missing)}; the header must name Date, Open, High, Low, "
+                f"Close, Volume (Adj Close optional); found {header or 'an empty file'}"
+            )
+        rows, lines, ragged = [], [], []
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue  # a blank line is no row
+            if len(row) != len(header):
+                ragged.append(f"line {reader.line_num}: {len(row)} fields, the header has {len(header)}")
+                continue
+            rows.append(row)
+            lines.append(reader.line_num)
+    wanted = [c for c in ("Date", *COLUMNS, "Adj Close") if c.lower() in by_lower]
+    raw = pd.DataFrame({c: [row[by_lower[c.lower()]].strip() for row in rows] for c in wanted}, dtype=str)
+    raw["line"] = lines
+    return _checked(raw, path.name, ragged)
 
 
-def _checked(raw: pd.DataFrame, name: str) -> Prices:
+def _checked(raw: pd.DataFrame, name: str, problems: list[str]) -> Prices:
     numeric = [c for c in (*COLUMNS, "Adj Close") if c in raw]
-    frame = pd.DataFrame({"line": raw["line"].to_numpy()})
-    frame["Date"] = pd.to_datetime(raw["Date"].str.strip(), format="ISO8601", errors="coerce").to_numpy()
+    frame = pd.DataFrame({"line": raw["line"].to_numpy(dtype=int)})
+    # the calendar day as written: a time or a UTC offset after it (yfinance's history()) must not move it
+    day = pd.to_datetime(raw["Date"].str[:10], format="%Y-%m-%d", errors="coerce")
+    frame["Date"] = day.where(raw["Date"].str[10:].str.fullmatch(r"([ T].*)?")).to_numpy()
     for column in numeric:
-        frame[column] = pd.to_numeric(raw[column].str.strip(), errors="coerce").to_numpy()
-    texts = {c: raw[c].str.strip().to_numpy() for c in ("Date", *numeric)}
-    problems, usable = [], np.ones(len(frame), bool)
+        frame[column] = pd.to_numeric(raw[column], errors="coerce").to_numpy()
+    texts = {c: raw[c].to_numpy() for c in ("Date", *numeric)}
+    usable = np.ones(len(frame), bool)
     for i, line in enumerate(frame["line"].to_numpy()):
         reason = _row_problem(pd.isna(frame["Date"].iat[i]), {c: frame[c].iat[i] for c in numeric}, texts, i)
         if reason:
             problems.append(f"line {line}: {reason}")
             usable[i] = False
+    problems.sort(key=lambda text: int(text.split(":")[0].removeprefix("line ")))
     frame = frame[usable]
     if len(frame) < 2:
         raise UserError(f"{name}: {len(frame)} usable row(s)" + (f"; {problems[0]}" if problems else ""))
@@ -159,7 +166,12 @@ def prices_for(cfg: RunConfig) -> Prices:
         if not path.is_file():
             download_prices(ticker, options.get("start"), options.get("end"), path)
         prices = read_prices(path)
-    return in_range(prices, options.get("start"), options.get("end"))
+    prices = in_range(prices, options.get("start"), options.get("end"))
+    if not cfg.smoke:
+        # the days this run used, recorded in config.json: `evaluate` and `export` read the same days
+        # (and so fit the same scalers and folds) even after the cached file has grown
+        options["start"], options["end"] = str(prices.dates[0]), str(prices.dates[-1])
+    return prices
 
 
 def in_range(prices: Prices, start: str | None, end: str | None) -> Prices:
@@ -204,7 +216,10 @@ def download_prices(ticker: str, start: str | None, end: str | None, path: Path)
         )
     import yfinance as yf
 
-    last = (pd.Timestamp(end) + pd.Timedelta(days=1)).strftime("%Y-%m-%d") if end else None  # exclusive
+    # yfinance's end is exclusive; without one, up to yesterday (UTC), so a session still trading today
+    # is never cached as a finished day
+    stop = pd.Timestamp(end) + pd.Timedelta(days=1) if end else pd.Timestamp.now(tz="UTC").normalize()
+    last = stop.strftime("%Y-%m-%d")
     collect, logger = _Collect(), logging.getLogger("yfinance")
     logger.addHandler(collect)
     try:
@@ -223,6 +238,8 @@ def download_prices(ticker: str, start: str | None, end: str | None, path: Path)
         said = " ".join(collect.messages)[-300:]
         if any(word in said.lower() for word in NETWORK_HINTS):
             cause = "yfinance could not reach Yahoo Finance (no network?)"
+        elif any(word in said.lower() for word in REFUSAL_HINTS):
+            cause = "Yahoo Finance refused the request (rate limited?); try again later"
         elif said:
             cause = f"yfinance found no prices for {ticker!r}: an unknown ticker, or none in that range"
         else:
@@ -385,6 +402,7 @@ def load(cfg: RunConfig) -> Splits:
         "last_date": str(prices.dates[-1]),
         "folds": folds,
         "fold_days": fold_days,
+        "fit_fold": cfg.options.get("fit_fold") or "last",
         "validation_days": VALIDATION_DAYS,
         "cost_bps": float(cfg.options.get("cost_bps", 0.0) or 0.0),
         "dropped_rows": len(prices.problems),
@@ -394,6 +412,10 @@ def load(cfg: RunConfig) -> Splits:
     }
     whole = Splits(train=test, validation=test, test=test, info=info)
     return for_hparams(whole, {"lookback": cfg.hparams.get("lookback", DEFAULT_LOOKBACK)})
+
+
+def fit_fold_index(info: dict) -> int:
+    return 0 if info.get("fit_fold") == "first" else -1
 
 
 def fold_data(table: Table, fold: Fold, lookback: int) -> tuple[Scaler, tuple, tuple]:
@@ -407,12 +429,14 @@ def fold_data(table: Table, fold: Fold, lookback: int) -> tuple[Scaler, tuple, t
 
 
 def for_hparams(splits: Splits, values: dict) -> Splits:
-    """The last fold's training and validation windows for the model's `lookback`."""
+    """The training and validation windows of the fold the run's model fits (`--fit-fold`: the last by
+    default, the newest days; the first for `tune`, whose choices must not see any test day)."""
     lookback = int(values.get("lookback", DEFAULT_LOOKBACK))
     if splits.info.get("lookback") == lookback:
         return splits
     table = table_of(splits)
-    fold = walk_forward_folds(table.samples, lookback, *options_of(splits.info))[-1]
+    folds = walk_forward_folds(table.samples, lookback, *options_of(splits.info))
+    fold = folds[fit_fold_index(splits.info)]
     scaler, train, validation = fold_data(table, fold, lookback)
     info = {
         **splits.info,

@@ -6,13 +6,16 @@ to the one before. The baselines see exactly the same days:
 
 - persistence: tomorrow's price is today's, a zero return (the random walk's best forecast);
 - historical mean: the mean daily return of the fold's training days;
-- linear: ridge regression on the same scaled windows, fitted on the same training days.
+- linear: ridge regression on the same scaled windows, fitted on every day before the fold (the LSTM's
+  validation days too: it needs no early stopping, so it gets them to fit on).
 
-Reported over every test day of every fold: the RMSE of the return and its ratio to persistence (price
-RMSE would flatter every forecaster, since prices barely move in a day), the share of days whose
-direction is right with a 95% binomial (Clopper-Pearson) interval, and a long/flat backtest: long for a
-day whose forecast is positive, flat otherwise, against buy-and-hold, with `--cost-bps` charged on every
-change of position.
+Reported over every test day of every fold: the RMSE of the return, its ratio to persistence (price
+RMSE would flatter every forecaster, since prices barely move in a day) and a Diebold-Mariano p-value
+for the difference; the share of days whose direction is right, with a 95% binomial (Clopper-Pearson)
+interval and a one-sided binomial p-value against the historical mean's share (it calls the same
+direction every day, so it is the bar a direction call must clear); and a long/flat backtest: long for
+a day whose forecast is positive, flat otherwise, against buy-and-hold, with `--cost-bps` charged on
+every change of position.
 """
 
 from __future__ import annotations
@@ -24,10 +27,17 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
+from scipy.stats import binomtest, norm
 from sklearn.linear_model import Ridge
 
-from projects.stock_lstm.data import fold_data, options_of, table_of, walk_forward_folds, windows
+from projects.stock_lstm.data import (
+    fit_fold_index,
+    fold_data,
+    options_of,
+    table_of,
+    walk_forward_folds,
+    windows,
+)
 from shared import reporting
 from shared.callbacks import StopOnNaN, schedule_callback
 from shared.config import RunConfig
@@ -48,10 +58,11 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
     lookback = model.input_shape[1]
     folds = walk_forward_folds(table.samples, lookback, *options_of(splits.info))
     values = reporting.read_json(run_dir / "hparams.json")
+    fitted = fit_fold_index(splits.info)
     parts, epochs = [], []
     for k, fold in enumerate(folds):
         scaler, train, validation = fold_data(table, fold, lookback)
-        if k == len(folds) - 1:
+        if k == fitted % len(folds):
             fold_model = model  # the run's model was trained on exactly this fold
         else:
             keras.utils.set_random_seed(cfg.seed + k + 1)
@@ -84,7 +95,7 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
     metrics = summarise(forecasts, float(splits.info.get("cost_bps", 0.0)))
     fold_table = per_fold(forecasts)
     reporting.write_table(run_dir, "folds", fold_table)
-    metrics["earlier_fold_epochs"] = epochs  # the last fold's: epochs_trained
+    metrics["other_fold_epochs"] = epochs  # the fold the run's model fits: epochs_trained
     plot_forecasts(forecasts, run_dir / "plots" / "forecast_vs_actual.png")
     plot_equity(forecasts, float(splits.info.get("cost_bps", 0.0)), run_dir / "plots" / "equity_curves.png")
     plot_errors(forecasts, run_dir / "plots" / "errors_per_fold.png")
@@ -121,12 +132,15 @@ def fit_fold(model: keras.Model, train: tuple, validation: tuple, cfg: RunConfig
 
 
 def forecast_metrics(forecast: np.ndarray, actual: np.ndarray) -> dict[str, Any]:
-    """RMSE and MAE of the log return; direction accuracy and its 95% interval (None for a forecaster
-    that never calls a direction, like persistence's zero return)."""
+    """RMSE and MAE of the log return; the Diebold-Mariano p-value of its squared errors against
+    persistence's (two-sided: is the difference more than luck?); direction accuracy and its 95% interval
+    (None for a forecaster that never calls a direction, like persistence's zero return). A day whose
+    return is exactly 0 counts as not up."""
     error = forecast - actual
     result: dict[str, Any] = {
         "rmse_return": float(np.sqrt(np.mean(error**2))),
         "mae_return": float(np.mean(np.abs(error))),
+        "dm_pvalue_vs_persistence": diebold_mariano(error, -actual),
     }
     if np.all(forecast == 0):
         result.update(direction_accuracy=None, direction_ci_low=None, direction_ci_high=None)
@@ -139,6 +153,17 @@ def forecast_metrics(forecast: np.ndarray, actual: np.ndarray) -> dict[str, Any]
         direction_ci_high=float(interval.high),
     )
     return result
+
+
+def diebold_mariano(error: np.ndarray, reference_error: np.ndarray) -> float | None:
+    """Two-sided p-value that two one-step forecasts' mean squared errors are equal (Diebold and
+    Mariano 1995; one-step errors need no autocorrelation correction). None when they never differ."""
+    difference = error**2 - reference_error**2
+    spread = difference.std(ddof=1)
+    if not spread > 0:
+        return None
+    statistic = difference.mean() / (spread / np.sqrt(len(difference)))
+    return float(2 * norm.sf(abs(statistic)))
 
 
 def backtest(long: np.ndarray, actual: np.ndarray, cost_bps: float) -> dict[str, Any]:
@@ -177,6 +202,13 @@ def summarise(forecasts: pd.DataFrame, cost_bps: float) -> dict[str, Any]:
     for name in ("lstm", "linear"):
         scores[name].update({f"strategy_{k}": v for k, v in trading[name].items() if k != "equity"})
     lstm = scores.pop("lstm")
+    # is the LSTM right more often than the historical mean, which calls the same direction every day?
+    reference, accuracy = scores["historical_mean"]["direction_accuracy"], lstm["direction_accuracy"]
+    lstm["direction_pvalue_vs_historical_mean"] = (
+        float(binomtest(round(accuracy * len(actual)), len(actual), reference, alternative="greater").pvalue)
+        if reference is not None and accuracy is not None
+        else None
+    )
     baselines = {
         **scores,
         "buy_and_hold": {k: v for k, v in trading["buy_and_hold"].items() if k != "equity"},

@@ -1,7 +1,8 @@
 """`predict RUN_DIR [--ticker T | --csv PATH]`: the next trading day's forecast from the latest prices.
 
 The prices are read as training read them (the cached CSV, downloaded when missing, or --csv); the last
-lookback + 20 days go through the run's SavedModel. The forecast is for the business day after the last
+lookback + 20 days go through the run's SavedModel. A cached file is never refreshed: one whose newest day
+is more than a few business days old gets a warning. The forecast is for the business day after the last
 date in the data (exchange holidays are not known here, so the next session may come later).
 """
 
@@ -21,6 +22,8 @@ from shared.config import UserError
 from shared.export import SIGNATURE
 from shared.reporting import read_json
 from shared.runner import load_run
+
+STALE_BUSINESS_DAYS = 4  # a cached file older than this gets a warning
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +56,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"{prices.name} has {len(prices.dates)} usable days; this run's model needs the last {needed} "
             f"({lookback} days of features, each needing the {WARMUP} days before it)"
+        )
+    stale = np.busday_count(prices.dates[-1], np.datetime64("today", "D"))
+    if stale > STALE_BUSINESS_DAYS and not args.csv:
+        print(
+            f"warning: the newest day in {path} is {prices.dates[-1]}, {stale} business days ago; the cached "
+            "file is never refreshed: delete it to download the latest prices",
+            file=sys.stderr,
         )
     window = prices.ohlcv[-needed:].astype(np.float32)[np.newaxis]
     signature = tf.saved_model.load(str(saved_model)).signatures[SIGNATURE]

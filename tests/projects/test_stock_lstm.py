@@ -54,6 +54,9 @@ def test_bad_rows_are_dropped_and_named_by_line(tmp_path):
         "2020-01-20,12,13,11,12,6,200\n"  # line 9: 11 days after the last good row
         "2020-01-16,10,11,9,10,5,100\n"  # line 10: out of order
         "2020-01-20,99,99,99,99,99,999\n"  # line 11: a repeated date
+        "2020-01-21,10,11\n"  # line 12: too few fields
+        "2020-01-22,10,11,9,10,5,100,7\n"  # line 13: too many
+        "2020-01-23 00:00:00-05:00,12,13,11,12,6,200\n"  # yfinance history(): the day as written
     )
     prices = read_prices(path)
     assert prices.problems == [
@@ -62,8 +65,10 @@ def test_bad_rows_are_dropped_and_named_by_line(tmp_path):
         "line 5: Close is 0: prices must be positive",
         "line 6: Volume is -1: it cannot be negative",
         "line 7: Adj Close '' is not a number",
+        "line 12: 3 fields, the header has 7",
+        "line 13: 8 fields, the header has 7",
     ]
-    assert [str(d) for d in prices.dates] == ["2020-01-02", "2020-01-16", "2020-01-20"]
+    assert [str(d) for d in prices.dates] == ["2020-01-02", "2020-01-16", "2020-01-20", "2020-01-23"]
     assert prices.notes[0] == "dates out of order from line 10; sorted by date"
     assert "line 11 repeats 2020-01-20; the first row of that date is kept" in prices.notes
     assert "no rows from 2020-01-02 to 2020-01-16 (14 days)" in prices.notes
@@ -74,9 +79,8 @@ def test_bad_rows_are_dropped_and_named_by_line(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("", "is empty"),
+        ("", "found an empty file"),
         ("Date,Open,High,Low,Volume\n2020-01-02,1,1,1,1\n", "no column Close"),
-        (HEADER + "2020-01-02,1,1,1,1,1\n2020-01-03,1,1,1,1,1,1,1\n", r"not a well-formed CSV.*line 3"),
         (HEADER + "2020-01-02,1,1,1,1,1\nbad,1,1,1,1,1\n", r"1 usable row\(s\); line 3: Date 'bad'"),
     ],
 )
@@ -103,11 +107,22 @@ def test_walk_forward_never_lets_a_test_day_into_training():
         changed = dataclasses.replace(prices, ohlcv=prices.ohlcv.copy())
         later = slice(fold.test[0] + WARMUP + 1, None)  # price rows from the first test day on
         changed.ohlcv[later] *= rng.uniform(0.5, 2.0, size=(len(changed.ohlcv[later]), 1))
-        scaler, train, validation = fold_data(table, fold, lookback)
-        scaler2, train2, validation2 = fold_data(table_of(changed), fold, lookback)
-        np.testing.assert_array_equal(train[0], train2[0])
-        np.testing.assert_array_equal(validation[1], validation2[1])
+        scaler, *fitted = fold_data(table, fold, lookback)
+        scaler2, *fitted2 = fold_data(table_of(changed), fold, lookback)
         assert scaler.to_json() == scaler2.to_json()
+        for (x, y), (x2, y2) in zip(fitted, fitted2, strict=True):  # training, validation windows
+            np.testing.assert_array_equal(x, x2)
+            np.testing.assert_array_equal(y, y2)
+        seen = (fold.train[0], fold.test[0])  # what the ridge baseline and the historical mean fit on
+        np.testing.assert_array_equal(
+            data.windows(table, scaler, seen, lookback)[1],
+            data.windows(table_of(changed), scaler, seen, lookback)[1],
+        )
+        # ...while the test windows do see the changed days: the check above is not vacuous
+        assert not np.array_equal(
+            data.windows(table, scaler, fold.test, lookback)[0],
+            data.windows(table_of(changed), scaler, fold.test, lookback)[0],
+        )
     with pytest.raises(UserError, match="Use fewer --folds"):
         walk_forward_folds(table.samples, lookback, 10, 252)
 
@@ -128,11 +143,20 @@ def test_metrics_and_backtest_on_known_cases():
     actual = np.array([0.01, -0.02, 0.03, -0.01])
     perfect = forecast_metrics(actual, actual)
     assert perfect["rmse_return"] == 0 and perfect["direction_accuracy"] == 1.0
-    assert perfect["direction_ci_low"] < 1.0  # four days prove little
-    assert forecast_metrics(np.zeros(4), actual)["direction_accuracy"] is None
+    # Clopper-Pearson for 4 of 4: four days prove little
+    assert perfect["direction_ci_low"] == pytest.approx(0.025**0.25) and perfect["direction_ci_high"] == 1.0
+    zero = forecast_metrics(np.zeros(4), actual)
+    assert zero["direction_accuracy"] is None and zero["dm_pvalue_vs_persistence"] is None
+    rng = np.random.default_rng(0)
+    days = rng.normal(0, 0.01, 500)
+    assert forecast_metrics(0.5 * days, days)["dm_pvalue_vs_persistence"] < 1e-6  # a real edge
+    assert forecast_metrics(rng.normal(0, 1e-4, 500), days)["dm_pvalue_vs_persistence"] > 0.01  # none
     hold = backtest(np.ones(4, bool), actual, cost_bps=0)
     assert hold["cumulative_return"] == pytest.approx(np.prod(np.expm1(actual) + 1) - 1)
     assert hold["trades"] == 1 and hold["exposure"] == 1.0
+    simple = np.expm1(actual)
+    assert hold["sharpe"] == pytest.approx(simple.mean() / simple.std() * np.sqrt(252))
+    assert hold["max_drawdown"] == pytest.approx(1 - np.prod(1 + simple[:2]) / (1 + simple[0]))
     timed = backtest(actual > 0, actual, cost_bps=10)  # in on the up days only: 4 changes of position
     assert timed["trades"] == 4 and timed["max_drawdown"] < hold["max_drawdown"]
     expected = (1 + np.expm1(0.01) - 0.001) * (1 - 0.001) * (1 + np.expm1(0.03) - 0.001) * (1 - 0.001) - 1
@@ -192,6 +216,7 @@ def test_a_download_is_cached_and_the_cache_used_without_network(tmp_path, monke
     first = data.prices_for(cfg)
     assert (tmp_path / "stocks" / "ABC.csv").is_file() and fake.calls == 1
     assert str(first.dates[0]) == "2000-02-01"  # --start applies to the cached days
+    assert cfg.options["end"] == str(first.dates[-1])  # config.json records the days the run used
     again = data.prices_for(cfg)
     assert fake.calls == 1  # the cached file, no download
     np.testing.assert_allclose(again.ohlcv, first.ohlcv, rtol=1e-6)
@@ -204,7 +229,7 @@ def test_a_download_is_cached_and_the_cache_used_without_network(tmp_path, monke
 def learnable(session_dir) -> Path:
     """--smoke trains on generated AR(1) returns (a = 0.5): a pattern an LSTM can learn."""
     run_dir = session_dir / "stock_run"
-    args = ("train", "--smoke", *SMALL_FOLDS, "--epochs", "15", "--run-dir", str(run_dir))
+    args = ("train", "--smoke", *SMALL_FOLDS, "--epochs", "15", "--deterministic", "--run-dir", str(run_dir))
     result = run_cli("stock_lstm", *args, cwd=session_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert last_line(result.stdout) == str(run_dir)
@@ -242,6 +267,32 @@ def test_predict_forecasts_what_evaluation_forecast(learnable, tmp_path, session
     assert (
         result.returncode == 2 and "has 30 usable days; this run's model needs the last 50" in result.stderr
     )
+
+
+def test_predict_warns_when_the_cached_prices_are_old(learnable, tmp_path, session_dir):
+    prices_csv(synthetic_prices(seed=1), (tmp_path / "stocks").mkdir() or tmp_path / "stocks" / "OLD.csv")
+    args = ("predict", str(learnable), "--ticker", "old", "--data-dir", str(tmp_path))
+    result = run_cli("stock_lstm", *args, cwd=session_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "business days ago; the cached file is never refreshed" in result.stderr
+
+
+def test_tune_fits_the_first_fold_and_searches_the_lookback(tmp_path, session_dir):
+    from shared.config import RunConfig
+
+    options = {"folds": 2, "fold_days": 200, "fit_fold": "first"}
+    splits = data.load(RunConfig(project="stock_lstm", smoke=True, options=options))
+    first = walk_forward_folds(table_of(splits).samples, 30, 2, 200)[0]
+    assert splits.info["windows"]["train"] == first.train[1] - first.train[0]  # the first fold's days
+
+    folder = tmp_path / "search"
+    args = ("--smoke", *SMALL_FOLDS, "--fit-fold", "first", "--epochs", "2", "--max-trials", "3")
+    result = run_cli(
+        "stock_lstm", "tune", *args, "--tuner", "random", "--run-dir", str(folder), cwd=session_dir
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = pd.read_csv(folder / "trials.csv")
+    assert (trials["status"] == "COMPLETED").all() and trials["lookback"].nunique() > 1
 
 
 def test_evaluate_command_gives_the_same_numbers(learnable, session_dir):
