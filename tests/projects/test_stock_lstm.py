@@ -223,6 +223,8 @@ def test_a_download_is_cached_and_the_cache_used_without_network(tmp_path, monke
     late = dataclasses.replace(cfg, options={"ticker": "abc", "start": "2030-01-01"})
     with pytest.raises(UserError, match=r"nothing from 2030-01-01.*delete it to download another range"):
         data.prices_for(late)
+    with pytest.raises(UserError, match="'2000-13-01' is not a date"):
+        data.prices_for(dataclasses.replace(cfg, options={"ticker": "abc", "end": "2000-13-01"}))
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +242,7 @@ def test_learns_a_learnable_pattern_and_beats_the_baselines(learnable):
     metrics = json.loads((learnable / "metrics.json").read_text())
     # a = 0.5: the best forecast's RMSE is sqrt(1 - a^2) = 0.87 of persistence's, and it calls 2/3 of days
     assert metrics["rmse_ratio_to_persistence"] < 0.92, metrics
-    assert metrics["direction_ci_low"] > 0.55, metrics
+    assert metrics["direction_ci_low"] > 0.55 and metrics["direction_pvalue_vs_always_up"] < 0.01, metrics
     assert metrics["baselines"]["historical_mean"]["rmse_ratio_to_persistence"] > 0.98
     assert metrics["test_days"] == 400 and metrics["export_max_abs_diff_log_return"] <= 1e-5
     forecasts = pd.read_csv(learnable / "forecasts.csv")
@@ -261,6 +263,17 @@ def test_predict_forecasts_what_evaluation_forecast(learnable, tmp_path, session
     served = float(re.search(r"log return ([-+]\d\.\d+)", result.stdout).group(1))
     assert served == pytest.approx(row["lstm"], abs=2e-5)
     assert f"forecast for {row['date']}" in result.stdout
+
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(learnable / "saved_model")).signatures["serving_default"]
+    window = prices.ohlcv[:50].astype(np.float32)[np.newaxis]
+    assert signature(ohlcv=tf.constant(window))["log_return"].shape == (1,)
+    for bad, message in ((np.nan, "finite"), (-1.0, "prices must be positive")):
+        broken = window.copy()
+        broken[0, 10, 3] = bad
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            signature(ohlcv=tf.constant(broken))
 
     short = prices_csv(prices, tmp_path / "short.csv", slice(0, 30))
     result = run_cli("stock_lstm", "predict", str(learnable), "--csv", str(short), cwd=session_dir)
@@ -312,6 +325,9 @@ def test_claims_no_skill_on_a_random_walk(tmp_path, session_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["direction_ci_low"] < 0.5 < metrics["direction_ci_high"], metrics
     assert metrics["rmse_ratio_to_persistence"] > 0.98, metrics
+    assert metrics["direction_pvalue_vs_always_up"] > 0.01
+    # not significantly better than persistence (a worse model claims no skill either)
+    assert metrics["rmse_ratio_to_persistence"] >= 1 or metrics["dm_pvalue_vs_persistence"] > 0.01
 
 
 def test_trains_on_two_cpu_replicas(tmp_path, session_dir):
