@@ -79,9 +79,12 @@ def check_in_fresh_process(
         got = served[name]
         if got.shape != expected.shape:
             raise AssertionError(f"output {name!r}: shape {got.shape} after reload, {expected.shape} before")
-        differences[name] = float(
-            np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64)), initial=0)
-        )
+        if expected.dtype.kind in "SUO":  # text: equal or not
+            differences[name] = 0.0 if np.array_equal(got, expected) else float("inf")
+        else:
+            differences[name] = float(
+                np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64)), initial=0)
+            )
         if differences[name] > atol:
             raise AssertionError(
                 f"output {name!r} differs by {differences[name]:.3g} after reload (atol {atol})"

@@ -70,3 +70,6 @@ class Project:
     # the train / validation examples a model with these hyperparameter values fits on, when the data
     # depends on them (a window length); train and tune call it for each model they build
     for_hparams: Callable[[Splits, dict[str, Any]], Splits] | None = None
+    # the project's own callbacks for `train`, on the chief only (text samples after each epoch...): they run
+    # before the standard set, so BackupAndRestore still marks an epoch done last
+    callbacks: Callable[[Splits, Path], list[keras.callbacks.Callback]] | None = None

@@ -222,8 +222,10 @@ def train(project: Project, cfg: RunConfig) -> Path:
         flush=True,
     )
 
+    own = project.callbacks(splits, run_dir) if project.callbacks is not None and is_chief else []
     callbacks = [
         EpochTimer(),
+        *own,
         *cb.standard_callbacks(
             run_dir,
             epochs=cfg.epochs,

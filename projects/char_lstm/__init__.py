@@ -1,0 +1,39 @@
+"""char_lstm: a character-level LSTM language model on Tiny Shakespeare, measured in bits per character."""
+
+import argparse
+from pathlib import Path
+
+from projects.char_lstm import data, evaluate, export, generate, model
+from shared.project import Command, Project, Splits
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--text", help="train on this UTF-8 text file instead of Tiny Shakespeare")
+
+
+def sample_callbacks(splits: Splits, run_dir: Path) -> list:
+    vocabulary = splits.info["vocabulary"]
+    first = "".join(vocabulary[int(i)] for i in splits.test.take(41).as_numpy_iterator())
+    return [generate.TextSamples(run_dir, vocabulary, generate.sample_prompt(vocabulary, first))]
+
+
+PROJECT = Project(
+    name="char_lstm",
+    load_data=data.load,
+    build_model=model.build_model,
+    evaluate=evaluate.evaluate,
+    serving_endpoint=export.serving_endpoint,
+    objective="val_loss",
+    objective_direction="min",
+    defaults={"epochs": 20, "batch_size": 64},
+    add_options=add_options,
+    for_hparams=data.for_hparams,
+    callbacks=sample_callbacks,
+    commands={
+        "generate": Command(
+            "stream text from a trained run: --prompt, --length, --temperature, --top-k, --seed",
+            generate.add_arguments,
+            generate.run,
+        )
+    },
+)

@@ -1,0 +1,117 @@
+"""Tiny Shakespeare (or any UTF-8 text) as character ids: split by position, vocabulary from training.
+
+The first 90% of the characters train and the last 10% validate, as nanoGPT's `shakespeare_char` splits
+them, so validation losses compare. The vocabulary is the training text's characters, sorted, after id 0,
+which stands for any character the training text does not have (the validation text may hold some).
+Training examples are consecutive non-overlapping chunks of `seq_length + 1` characters: the model reads
+the first `seq_length` and predicts each next one (teacher forcing).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from shared.config import RunConfig, UserError
+from shared.data import RemoteFile, locate
+from shared.project import Splits
+
+SHAKESPEARE = RemoteFile(
+    dataset="shakespeare",
+    filename="input.txt",
+    url="https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+    sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+)
+TRAIN_SHARE = 0.9
+UNKNOWN = "\ufffd"  # id 0's character: shown where the text had a character the vocabulary lacks
+DEFAULT_SEQ_LENGTH = 100
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file; bytes that are not UTF-8 are a clear error naming where they are."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise UserError(
+            f"{path} is not UTF-8: byte {e.start} (line {line}) is {data[e.start : e.start + 1]!r}. "
+            "Convert it, e.g. `iconv -f latin1 -t utf-8`."
+        ) from e
+    if len(text) < 2 * (DEFAULT_SEQ_LENGTH + 1):
+        raise UserError(
+            f"{path} holds {len(text)} characters; at least {2 * (DEFAULT_SEQ_LENGTH + 1)} are needed"
+        )
+    return text
+
+
+def repeating_text(n: int = 60_000, seed: int = 0) -> str:
+    """Generated text with a strong pattern: one short verse over and over, so each next character is
+    nearly determined by the ones before it."""
+    verse = "to be, or not to be: that is the question.\nwhether 'tis nobler in the mind to suffer\n"
+    text = verse * (n // len(verse) + 1)
+    return text[:n]
+
+
+def text_for(cfg: RunConfig) -> tuple[str, str]:
+    """(name, text): generated (--smoke), --text PATH, or Tiny Shakespeare from the data directory."""
+    if cfg.smoke:
+        return "a repeating verse", repeating_text(seed=cfg.seed)
+    if cfg.options.get("text"):
+        path = Path(cfg.options["text"])
+        if not path.is_file():
+            raise UserError(f"--text {path}: no such file")
+        return path.name, read_text(path)
+    return "tiny shakespeare", read_text(locate(SHAKESPEARE, cfg.resolved_data_dir()))
+
+
+def load(cfg: RunConfig) -> Splits:
+    name, text = text_for(cfg)
+    split = math.floor(TRAIN_SHARE * len(text))
+    train_text, validation_text = text[:split], text[split:]
+    vocabulary = [UNKNOWN, *sorted(set(train_text) - {UNKNOWN})]
+    index = {char: i for i, char in enumerate(vocabulary)}
+    train_ids = np.array([index[c] for c in train_text], np.int32)
+    validation_ids = np.array([index.get(c, 0) for c in validation_text], np.int32)
+    counts = np.bincount(train_ids, minlength=len(vocabulary))[1:]
+    probabilities = counts[counts > 0] / counts.sum()
+    info = {
+        "text": name,
+        "characters": {"train": len(train_text), "validation": len(validation_text)},
+        "vocabulary": "".join(vocabulary),
+        "vocabulary_size": len(vocabulary),
+        "unknown_in_validation": int((validation_ids == 0).sum()),
+        # bits per character of a model that knows only how often each character occurs
+        "unigram_entropy_bits": float(-(probabilities * np.log2(probabilities)).sum()),
+    }
+    # `test` holds every character's id in order: for_hparams cuts the chunks of a sequence length from it
+    stream = tf.data.Dataset.from_tensor_slices(np.concatenate([train_ids, validation_ids]))
+    whole = Splits(train=stream, validation=stream, test=stream, info=info)
+    return for_hparams(whole, {"seq_length": cfg.hparams.get("seq_length", DEFAULT_SEQ_LENGTH)})
+
+
+def chunks(ids: tf.data.Dataset, seq_length: int) -> tf.data.Dataset:
+    """(input, target) pairs: chunks of seq_length + 1 ids, the target shifted one character on."""
+    return ids.batch(seq_length + 1, drop_remainder=True).map(lambda chunk: (chunk[:-1], chunk[1:]))
+
+
+def for_hparams(splits: Splits, values: dict) -> Splits:
+    """Training and validation chunks of the model's `seq_length`."""
+    seq_length = int(values.get("seq_length", DEFAULT_SEQ_LENGTH))
+    if splits.info.get("seq_length") == seq_length:
+        return splits
+    train_size, validation_size = splits.info["characters"]["train"], splits.info["characters"]["validation"]
+    if min(train_size, validation_size) < seq_length + 1:
+        raise UserError(
+            f"the validation text ({validation_size} characters) is shorter than one sequence of "
+            f"{seq_length + 1}; use a longer text or a shorter --hp seq_length=..."
+        )
+    return Splits(
+        train=chunks(splits.test.take(train_size), seq_length),
+        validation=chunks(splits.test.skip(train_size), seq_length),
+        test=splits.test,
+        info={**splits.info, "seq_length": seq_length},
+    )

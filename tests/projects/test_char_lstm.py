@@ -1,0 +1,196 @@
+"""char_lstm: the position split and vocabulary, learning a repeating text, stateful generation against the
+full-prefix computation, seeded determinism, the generate signature in a fresh process, and bad requests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from projects.char_lstm import data
+from projects.char_lstm.generate import Generator, check_request, generate
+from shared.config import RunConfig, UserError
+from tests.conftest import last_line, run_cli
+
+SMALL = ("--hp", "units=128", "--hp", "layers=1", "--batch-size", "16")
+VERSE = data.repeating_text(200)
+
+
+def test_split_by_position_with_a_vocabulary_from_training(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("ab" * 450 + "abcz" * 25)  # 1,000 characters: c and z only in the last tenth
+    splits = data.load(
+        RunConfig(project="char_lstm", options={"text": str(path)}, hparams={"seq_length": 50})
+    )
+    info = splits.info
+    assert info["characters"] == {"train": 900, "validation": 100}
+    assert info["vocabulary"] == data.UNKNOWN + "ab" and info["unknown_in_validation"] == 50
+    assert info["unigram_entropy_bits"] == pytest.approx(1.0)
+    x, y = next(iter(splits.train))
+    np.testing.assert_array_equal(x[1:], y[:-1])  # the target is the input one character on
+    assert len(list(splits.train)) == 900 // 51 and len(list(splits.validation)) == 100 // 51
+
+
+def test_bad_texts_are_clear_errors(tmp_path):
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes(("x" * 300 + "\ncaf").encode() + b"\xe9\n")
+    with pytest.raises(UserError, match=r"not UTF-8: byte 304 \(line 2\)"):
+        data.read_text(latin1)
+    short = tmp_path / "short.txt"
+    short.write_text("too short")
+    with pytest.raises(UserError, match="holds 9 characters"):
+        data.read_text(short)
+    with pytest.raises(UserError, match="no such file"):
+        data.load(RunConfig(project="char_lstm", options={"text": str(tmp_path / "missing.txt")}))
+
+
+def test_requests_outside_what_the_model_knows_are_clear_errors():
+    vocabulary = data.UNKNOWN + "\n abc"
+    assert check_request("a b", 0.8, vocabulary) == [3, 2, 4]
+    for prompt, temperature, length, message in (
+        ("", 0.8, 10, "the prompt is empty"),
+        ("abz!", 0.8, 10, r"never saw in training: '!z'"),
+        ("ab", 0.0, 10, "--temperature must be above 0"),
+        ("ab", 0.8, 0, "--length must be at least 1"),
+    ):
+        with pytest.raises(UserError, match=message):
+            check_request(prompt, temperature, vocabulary, length)
+
+
+@pytest.fixture(scope="module")
+def trained(session_dir) -> Path:
+    run_dir = session_dir / "char_run"
+    args = ("train", "--smoke", *SMALL, "--epochs", "8", "--run-dir", str(run_dir))
+    result = run_cli("char_lstm", *args, cwd=session_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert last_line(result.stdout) == str(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def model(trained):
+    import keras
+
+    return keras.models.load_model(str(trained / "model.keras"), compile=False)
+
+
+def test_learns_the_repeating_text_far_below_the_unigram_entropy(trained):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["val_bpc"] < 0.25 * metrics["unigram_bpc"], metrics
+    assert metrics["val_bpc"] == pytest.approx(metrics["val_loss_nats"] / np.log(2))
+    assert metrics["export_max_abs_diff_text"] == 0  # the generate signature, reloaded in a fresh process
+    assert (trained / "samples" / "epoch_008.txt").is_file() and (trained / "samples.txt").is_file()
+    assert list((trained / "logs" / "samples").glob("events.out.tfevents.*"))  # TensorBoard text
+
+
+def test_greedy_generation_reproduces_the_text(trained, model):
+    vocabulary = json.loads((trained / "metrics.json").read_text())["data"]["vocabulary"]
+    text = generate(Generator(model), vocabulary, VERSE[:30], 120, top_k=1)
+    assert text == VERSE[30:150]
+
+
+def test_stateful_steps_match_the_full_prefix(trained, model):
+    import tensorflow as tf
+
+    vocabulary = json.loads((trained / "metrics.json").read_text())["data"]["vocabulary"]
+    ids = check_request(VERSE[:25], 1.0, vocabulary)
+    generator = Generator(model)
+    states = generator.initial_states()
+    full = model(np.array([ids]), training=False).numpy()[0]  # logits after every prefix at once
+    for t, i in enumerate(ids):
+        logits, states = generator.step(tf.constant([i]), states)
+        np.testing.assert_allclose(logits.numpy()[0], full[t], atol=1e-4)
+
+
+def test_a_seed_gives_the_same_text(trained, session_dir):
+    def run(seed: str) -> str:
+        args = ("generate", str(trained), "--prompt", "to be", "--length", "80", "--temperature", "1.5")
+        result = run_cli("char_lstm", *args, "--seed", seed, cwd=session_dir)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
+    first = run("3")
+    assert first.startswith("to be") and len(first) == 86  # the prompt, 80 characters, a newline
+    assert run("3") == first and run("4") != first
+
+
+def test_the_signature_generates_in_tensorflow(trained, model):
+    import tensorflow as tf
+
+    vocabulary = json.loads((trained / "metrics.json").read_text())["data"]["vocabulary"]
+    signature = tf.saved_model.load(str(trained / "saved_model")).signatures["serving_default"]
+
+    def serve(prompt, length=60, temperature=1.0, top_k=1, seed=0):
+        return (
+            signature(
+                prompt=tf.constant(prompt),
+                length=tf.constant(length),
+                temperature=tf.constant(temperature),
+                top_k=tf.constant(top_k),
+                seed=tf.constant(seed),
+            )["text"]
+            .numpy()
+            .decode("utf-8")
+        )
+
+    # greedy in TensorFlow equals greedy in Python; sampled text is seeded
+    assert serve(VERSE[:30]) == generate(Generator(model), vocabulary, VERSE[:30], 60, top_k=1)
+    sampled = serve("to be", 80, 1.5, 0, 5)
+    assert len(sampled) == 80 and serve("to be", 80, 1.5, 0, 5) == sampled != serve("to be", 80, 1.5, 0, 6)
+    for prompt, temperature, message in (
+        ("", 1.0, "the prompt is empty"),
+        ("to be!", 1.0, "never saw in training"),
+        ("to be", 0.0, "temperature must be above 0"),
+    ):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            serve(prompt, temperature=temperature)
+
+
+def test_generate_command_names_bad_requests(trained, session_dir):
+    for args, message in (
+        (("--prompt", ""), "the prompt is empty"),
+        (("--prompt", "ROMEO:"), "never saw in training: 'EMOR'"),
+        (("--temperature", "0"), "--temperature must be above 0"),
+        (("--prompt", "to", "--top-k", "-1"), "--top-k must be 0 (off) or positive"),
+    ):
+        result = run_cli("char_lstm", "generate", str(trained), *args, cwd=session_dir)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-1000:]
+
+
+def test_tune_searches_the_sequence_length(tmp_path, session_dir):
+    folder = tmp_path / "search"
+    args = (
+        "--smoke",
+        *SMALL,
+        "--epochs",
+        "1",
+        "--max-trials",
+        "3",
+        "--tuner",
+        "random",
+        "--run-dir",
+        str(folder),
+    )
+    result = run_cli("char_lstm", "tune", *args, cwd=session_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import pandas as pd
+
+    trials = pd.read_csv(folder / "trials.csv")
+    assert (trials["status"] == "COMPLETED").all() and trials["seq_length"].nunique() > 1
+
+
+def test_trains_on_two_cpu_replicas(tmp_path, session_dir):
+    run_dir = tmp_path / "mirrored"
+    args = ("--smoke", *SMALL, "--epochs", "1", "--strategy", "mirrored", "--cpu-replicas", "2")
+    result = run_cli("char_lstm", "train", *args, "--run-dir", str(run_dir), cwd=session_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["runtime"]["replicas"] == 2 and config["runtime"]["global_batch_size"] == 32
+
+
+def test_missing_text_names_the_file(tmp_path):
+    result = run_cli("char_lstm", "train", cwd=tmp_path)
+    assert result.returncode == 2
+    assert str(tmp_path / "no-data" / "shakespeare" / "input.txt") in result.stderr
