@@ -19,7 +19,9 @@ import numpy as np
 SIGNATURE = "serving_default"
 
 
-def export_saved_model(layers: list, endpoint, path: Path) -> dict[str, np.ndarray]:
+def export_saved_model(
+    layers: list, endpoint, path: Path, aliases: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
     """Writes the SavedModel; returns the endpoint's eager answers on the example inputs (the reference).
 
     `layers`: the model and whatever else the endpoint calls that holds state (a preprocessor's lookup
@@ -34,7 +36,8 @@ def export_saved_model(layers: list, endpoint, path: Path) -> dict[str, np.ndarr
     for layer in layers:
         if layer is not None:
             archive.track(layer)
-    archive.add_endpoint(name=SIGNATURE, fn=serve, input_signature=input_signature)
+    for name in (SIGNATURE, *aliases):  # an alias names what the endpoint does (e.g. `generate`)
+        archive.add_endpoint(name=name, fn=serve, input_signature=input_signature)
     archive.write_out(str(path), verbose=False)
     inputs = {name: tf.constant(value) for name, value in examples.items()}
     takes_dict = len(input_signature) == 1 and isinstance(input_signature[0], dict)
@@ -43,7 +46,11 @@ def export_saved_model(layers: list, endpoint, path: Path) -> dict[str, np.ndarr
 
 
 def check_in_fresh_process(
-    path: Path, examples: dict[str, np.ndarray], reference: dict[str, np.ndarray], atol: float | None = None
+    path: Path,
+    examples: dict[str, np.ndarray],
+    reference: dict[str, np.ndarray],
+    atol: float | None = None,
+    signature: str = SIGNATURE,
 ) -> dict[str, float]:
     """Reloads the SavedModel in a new Python process and compares every output with `reference`.
 
@@ -62,7 +69,7 @@ def check_in_fresh_process(
         np.savez(inputs, **examples)
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         result = subprocess.run(
-            [sys.executable, "-m", "shared.export", str(path), str(inputs), str(outputs)],
+            [sys.executable, "-m", "shared.export", str(path), str(inputs), str(outputs), signature],
             capture_output=True,
             text=True,
             env=env,
@@ -92,20 +99,22 @@ def check_in_fresh_process(
     return differences
 
 
-def serve_saved_model(path: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Calls the SavedModel's serving signature (TensorFlow only, no Keras or project code)."""
+def serve_saved_model(
+    path: Path, inputs: dict[str, np.ndarray], signature_name: str = SIGNATURE
+) -> dict[str, np.ndarray]:
+    """Calls one of the SavedModel's signatures (TensorFlow only, no Keras or project code)."""
     import tensorflow as tf
 
-    signature = tf.saved_model.load(str(path)).signatures[SIGNATURE]
+    signature = tf.saved_model.load(str(path)).signatures[signature_name]
     outputs = signature(**{name: tf.constant(value) for name, value in inputs.items()})
     return {name: value.numpy() for name, value in outputs.items()}
 
 
 def _main(argv: list[str]) -> int:
-    saved_model, inputs_npz, outputs_npz = argv
+    saved_model, inputs_npz, outputs_npz, *signature = argv
     with np.load(inputs_npz) as f:
         inputs = {name: f[name] for name in f.files}
-    np.savez(outputs_npz, **serve_saved_model(Path(saved_model), inputs))
+    np.savez(outputs_npz, **serve_saved_model(Path(saved_model), inputs, *signature))
     return 0
 
 

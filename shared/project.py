@@ -73,3 +73,5 @@ class Project:
     # the project's own callbacks for `train`, on the chief only (text samples after each epoch...): they run
     # before the standard set, so BackupAndRestore still marks an epoch done last
     callbacks: Callable[[Splits, Path], list[keras.callbacks.Callback]] | None = None
+    # more names for the serving signature in the SavedModel, beside serving_default (e.g. "generate")
+    signature_aliases: tuple[str, ...] = ()

@@ -363,8 +363,12 @@ def export_run(project: Project, run_dir: Path, splits: Splits) -> dict[str, flo
     splits = with_saved_preprocessor(splits, run_dir)
     endpoint = project.serving_endpoint(model, splits)
     path = run_dir / "saved_model"
-    reference = export.export_saved_model([model, splits.preprocessor], endpoint, path)
+    reference = export.export_saved_model(
+        [model, splits.preprocessor], endpoint, path, aliases=project.signature_aliases
+    )
     differences = export.check_in_fresh_process(path, endpoint[2], reference)
+    for alias in project.signature_aliases:  # the same function, traced again under another name
+        export.check_in_fresh_process(path, endpoint[2], reference, signature=alias)
     print(f"exported {path}; reloaded in a fresh process, largest difference {max(differences.values()):.2g}")
     return {f"export_max_abs_diff_{name}": diff for name, diff in differences.items()}
 

@@ -29,6 +29,7 @@ PROJECT = Project(
     add_options=add_options,
     for_hparams=data.for_hparams,
     callbacks=sample_callbacks,
+    signature_aliases=("generate",),
     commands={
         "generate": Command(
             "stream text from a trained run: --prompt, --length, --temperature, --top-k, --seed",

@@ -28,6 +28,10 @@ SHAKESPEARE = RemoteFile(
 TRAIN_SHARE = 0.9
 UNKNOWN = "\ufffd"  # id 0's character: shown where the text had a character the vocabulary lacks
 DEFAULT_SEQ_LENGTH = 100
+# validation chunks have one length whatever the model's seq_length: a longer chunk gives more context and
+# a lower loss, which would otherwise reward long sequences for themselves; 256 is nanoGPT's block size
+VALIDATION_LENGTH = 256
+MIN_CHARACTERS = 20
 
 
 def read_text(path: Path) -> str:
@@ -41,10 +45,8 @@ def read_text(path: Path) -> str:
             f"{path} is not UTF-8: byte {e.start} (line {line}) is {data[e.start : e.start + 1]!r}. "
             "Convert it, e.g. `iconv -f latin1 -t utf-8`."
         ) from e
-    if len(text) < 2 * (DEFAULT_SEQ_LENGTH + 1):
-        raise UserError(
-            f"{path} holds {len(text)} characters; at least {2 * (DEFAULT_SEQ_LENGTH + 1)} are needed"
-        )
+    if len(text) < MIN_CHARACTERS:  # a longer one can still be too short for its sequences: for_hparams
+        raise UserError(f"{path} holds {len(text)} characters; at least {MIN_CHARACTERS} are needed")
     return text
 
 
@@ -109,9 +111,10 @@ def for_hparams(splits: Splits, values: dict) -> Splits:
             f"the validation text ({validation_size} characters) is shorter than one sequence of "
             f"{seq_length + 1}; use a longer text or a shorter --hp seq_length=..."
         )
+    validation_length = min(VALIDATION_LENGTH, validation_size - 1)
     return Splits(
         train=chunks(splits.test.take(train_size), seq_length),
-        validation=chunks(splits.test.skip(train_size), seq_length),
+        validation=chunks(splits.test.skip(train_size), validation_length),
         test=splits.test,
-        info={**splits.info, "seq_length": seq_length},
+        info={**splits.info, "seq_length": seq_length, "validation_length": validation_length},
     )

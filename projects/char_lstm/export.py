@@ -4,7 +4,7 @@
 characters that follow the prompt, out. The loop runs in TensorFlow with the recurrent states carried
 from step to step, and samples with a stateless RNG seeded by (`seed`, step), so the same request gives
 the same text in any process. An empty prompt, a character outside the vocabulary, a temperature <= 0 or
-a length < 1 fail with an error that says so.
+a length outside 1..100,000 fail with an error that says so. Top-k keeps characters tied with the k-th.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from projects.char_lstm.generate import Generator
+from projects.char_lstm.generate import MAX_LENGTH, MIN_TEMPERATURE, Generator
 from shared.project import ServingEndpoint, Splits
 
 
@@ -29,8 +29,11 @@ def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
         ids = tf.where(tf.reduce_any(same, axis=1), tf.argmax(same, axis=1, output_type=tf.int32) + 1, 0)
         tf.debugging.assert_positive(tf.size(ids), "the prompt is empty; give at least one character")
         tf.debugging.assert_positive(ids, "the prompt has a character the model never saw in training")
-        tf.debugging.assert_positive(temperature, "temperature must be above 0")
+        tf.debugging.assert_greater_equal(
+            temperature, MIN_TEMPERATURE, f"temperature must be above 0, at least {MIN_TEMPERATURE}"
+        )
         tf.debugging.assert_positive(length, "length must be at least 1")
+        tf.debugging.assert_less_equal(length, MAX_LENGTH, f"length must be at most {MAX_LENGTH}")
 
         states = generator.initial_states(1)
         logits = tf.zeros([1, len(vocabulary)])

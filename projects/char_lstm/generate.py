@@ -22,6 +22,8 @@ from shared.reporting import read_json
 from shared.runner import load_run
 
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
+MIN_TEMPERATURE = 1e-3  # lower divides the logits into overflow; --top-k 1 is greedy anyway
+MAX_LENGTH = 100_000  # characters per request
 
 
 class Generator:
@@ -51,12 +53,13 @@ def check_request(prompt: str, temperature: float, vocabulary: str, length: int 
     UserError that says which."""
     if not prompt:
         raise UserError("the prompt is empty; give at least one character, e.g. --prompt 'ROMEO:'")
-    if not temperature > 0:
+    if not temperature >= MIN_TEMPERATURE:
         raise UserError(
-            f"--temperature must be above 0 (1 samples as trained, lower is safer); got {temperature}"
+            f"--temperature must be above 0, at least {MIN_TEMPERATURE} (1 samples as trained, lower is "
+            f"safer; --top-k 1 is greedy); got {temperature}"
         )
-    if length < 1:
-        raise UserError(f"--length must be at least 1; got {length}")
+    if not 1 <= length <= MAX_LENGTH:
+        raise UserError(f"--length must be from 1 to {MAX_LENGTH}; got {length}")
     index = {char: i for i, char in enumerate(vocabulary) if i > 0}  # id 0: characters it never saw
     unknown = sorted({char for char in prompt if char not in index})
     if unknown:
@@ -68,7 +71,10 @@ def check_request(prompt: str, temperature: float, vocabulary: str, length: int 
 
 
 def sample(logits: np.ndarray, temperature: float, top_k: int, rng: np.random.Generator) -> int:
-    """One id from softmax(logits / temperature), among the top_k most likely when top_k > 0; never id 0."""
+    """One id from softmax(logits / temperature), among the top_k most likely when top_k > 0 (characters
+    tied with the k-th likeliest are kept too); never id 0."""
+    if not np.all(np.isfinite(logits)):
+        raise UserError("the model gave non-finite logits: its weights have diverged; train it again")
     scaled = logits.astype(np.float64) / temperature
     scaled[0] = -np.inf  # "a character it never saw" is not something to write
     if top_k > 0:
@@ -116,26 +122,30 @@ class TextSamples(keras.callbacks.Callback):
         super().__init__()
         self.folder, self.vocabulary, self.prompt = run_dir / "samples", vocabulary, prompt
         self.length, self.seed = length, seed
-        self.writer = None
+        self.writer = self.generator = None
         self.logs_dir = run_dir / "logs" / "samples"
 
+    def on_train_begin(self, logs=None):
+        self.generator = Generator(self.model)  # it steps the model's own layers: always today's weights
+        self.writer = tf.summary.create_file_writer(str(self.logs_dir))
+
+    def on_train_end(self, logs=None):
+        self.writer.close()
+
     def on_epoch_end(self, epoch, logs=None):
-        generator = Generator(self.model)
+        if self.model.stop_training or not np.isfinite((logs or {}).get("loss", 0.0)):
+            return  # stopped (a NaN loss, early stopping): nothing worth sampling
         samples = {
-            t: generate(generator, self.vocabulary, self.prompt, self.length, t, seed=self.seed)
+            t: generate(self.generator, self.vocabulary, self.prompt, self.length, t, seed=self.seed)
             for t in SAMPLE_TEMPERATURES
         }
         self.folder.mkdir(parents=True, exist_ok=True)
         text = "".join(f"--- temperature {t} ---\n{self.prompt}{s}\n\n" for t, s in samples.items())
         (self.folder / f"epoch_{epoch + 1:03d}.txt").write_text(text, encoding="utf-8")
-        if self.writer is None:
-            self.writer = tf.summary.create_file_writer(str(self.logs_dir))
         with self.writer.as_default():
             for t, s in samples.items():
-                # two trailing spaces keep TensorBoard's markdown from joining the lines
-                tf.summary.text(
-                    f"sample/temperature_{t}", (self.prompt + s).replace("\n", "  \n"), step=epoch + 1
-                )
+                # a code block: TensorBoard renders markdown, and Shakespeare's text is not markdown
+                tf.summary.text(f"sample/temperature_{t}", f"```\n{self.prompt}{s}\n```", step=epoch + 1)
         self.writer.flush()
 
 

@@ -30,7 +30,9 @@ def test_split_by_position_with_a_vocabulary_from_training(tmp_path):
     assert info["unigram_entropy_bits"] == pytest.approx(1.0)
     x, y = next(iter(splits.train))
     np.testing.assert_array_equal(x[1:], y[:-1])  # the target is the input one character on
-    assert len(list(splits.train)) == 900 // 51 and len(list(splits.validation)) == 100 // 51
+    assert len(list(splits.train)) == 900 // 51
+    # validation chunks have one length (256, or what a short text allows), whatever seq_length is
+    assert info["validation_length"] == 99 and len(list(splits.validation)) == 1
 
 
 def test_bad_texts_are_clear_errors(tmp_path):
@@ -40,7 +42,7 @@ def test_bad_texts_are_clear_errors(tmp_path):
         data.read_text(latin1)
     short = tmp_path / "short.txt"
     short.write_text("too short")
-    with pytest.raises(UserError, match="holds 9 characters"):
+    with pytest.raises(UserError, match="holds 9 characters; at least 20"):
         data.read_text(short)
     with pytest.raises(UserError, match="no such file"):
         data.load(RunConfig(project="char_lstm", options={"text": str(tmp_path / "missing.txt")}))
@@ -53,10 +55,44 @@ def test_requests_outside_what_the_model_knows_are_clear_errors():
         ("", 0.8, 10, "the prompt is empty"),
         ("abz!", 0.8, 10, r"never saw in training: '!z'"),
         ("ab", 0.0, 10, "--temperature must be above 0"),
-        ("ab", 0.8, 0, "--length must be at least 1"),
+        ("ab", 0.8, 0, "--length must be from 1 to 100000"),
+        ("ab", 1e-9, 10, "at least 0.001"),
     ):
         with pytest.raises(UserError, match=message):
             check_request(prompt, temperature, vocabulary, length)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_stepping_the_cells_gives_the_whole_models_logits(cell):
+    """On an untrained two-layer model, so the check covers states passed between layers, for both cells."""
+    import tensorflow as tf
+
+    from projects.char_lstm.model import build_model
+    from shared.runner import hyperparameters
+
+    model = build_model(hyperparameters({"cell": cell, "layers": 2, "units": 32}))
+    ids = np.random.default_rng(0).integers(1, 66, size=30)
+    full = model(ids[np.newaxis], training=False).numpy()[0]
+    generator, states = Generator(model), None
+    states = generator.initial_states()
+    for t, i in enumerate(ids):
+        logits, states = generator.step(tf.constant([i]), states)
+        np.testing.assert_allclose(logits.numpy()[0], full[t], atol=1e-5)
+
+
+def test_no_sample_from_a_diverged_model(tmp_path):
+    from projects.char_lstm.generate import TextSamples, sample
+    from projects.char_lstm.model import build_model
+    from shared.runner import hyperparameters
+
+    with pytest.raises(UserError, match="non-finite logits"):
+        sample(np.array([0.0, np.nan, 1.0]), 1.0, 0, np.random.default_rng(0))
+    callback = TextSamples(tmp_path, data.UNKNOWN + "ab", "a")
+    callback.set_model(build_model(hyperparameters({"units": 16, "layers": 1})))
+    callback.on_train_begin()
+    callback.on_epoch_end(0, {"loss": float("nan")})
+    callback.on_train_end()
+    assert not (tmp_path / "samples").exists()
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +156,7 @@ def test_the_signature_generates_in_tensorflow(trained, model):
     import tensorflow as tf
 
     vocabulary = json.loads((trained / "metrics.json").read_text())["data"]["vocabulary"]
-    signature = tf.saved_model.load(str(trained / "saved_model")).signatures["serving_default"]
+    signature = tf.saved_model.load(str(trained / "saved_model")).signatures["generate"]
 
     def serve(prompt, length=60, temperature=1.0, top_k=1, seed=0):
         return (
@@ -146,6 +182,8 @@ def test_the_signature_generates_in_tensorflow(trained, model):
     ):
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             serve(prompt, temperature=temperature)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="length must be at most 100000"):
+        serve("to be", length=10**9)
 
 
 def test_generate_command_names_bad_requests(trained, session_dir):
