@@ -99,6 +99,16 @@ def check_in_fresh_process(
     return differences
 
 
+def saved_model_of(run_dir: Path) -> Path:
+    """A run's exported SavedModel folder; a run without one is a UserError that says how to make it."""
+    from shared.config import UserError
+
+    path = Path(run_dir) / "saved_model"
+    if not (path / "saved_model.pb").is_file():
+        raise UserError(f"{run_dir} has no saved_model; run `export {run_dir}` (or train it to the end)")
+    return path
+
+
 def serve_saved_model(
     path: Path, inputs: dict[str, np.ndarray], signature_name: str = SIGNATURE
 ) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from projects.autoencoder_anomaly.data import Series, parse_series, stretches
 from shared.config import UserError
-from shared.export import SIGNATURE
+from shared.export import SIGNATURE, saved_model_of
 from shared.reporting import read_json
 from shared.runner import load_run
 
@@ -32,9 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     run_dir, path = Path(args.run), Path(args.csv)
     load_run(run_dir)
-    saved_model = run_dir / "saved_model"
-    if not saved_model.is_dir():
-        raise UserError(f"{run_dir} has no saved_model; run `export {run_dir}` first")
+    saved_model = saved_model_of(run_dir)
     window = int(read_json(run_dir / "metrics.json")["data"]["window"])
     if not path.is_file():
         raise UserError(f"{path} does not exist")

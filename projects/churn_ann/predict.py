@@ -15,8 +15,7 @@ import numpy as np
 
 from projects.churn_ann.data import columns_of, read_csv, spec_for
 from projects.churn_ann.evaluate import THRESHOLD_FILE
-from shared.config import UserError
-from shared.export import serve_saved_model
+from shared.export import saved_model_of, serve_saved_model
 from shared.reporting import read_json
 from shared.runner import load_run
 
@@ -30,9 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
     cfg = load_run(run_dir)
-    saved_model = run_dir / "saved_model"
-    if not saved_model.is_dir():
-        raise UserError(f"{run_dir} has no saved_model; run `export {run_dir}` first")
+    saved_model = saved_model_of(run_dir)
     threshold = float(read_json(run_dir / THRESHOLD_FILE)["threshold"])
     spec = spec_for(cfg)
     table = read_csv(Path(args.csv), spec, need_target=False)

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from projects.imdb_gru.data import standardize
 from shared.config import UserError
-from shared.export import serve_saved_model
+from shared.export import saved_model_of, serve_saved_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,9 +50,7 @@ def unscorable(reviews: list[str]) -> dict[int, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    saved_model = Path(args.run) / "saved_model"
-    if not saved_model.is_dir():
-        raise UserError(f"{args.run} has no saved_model; train first, or run `export {args.run}`")
+    saved_model = saved_model_of(Path(args.run))
     reviews = read_reviews(args)
     if not reviews:
         raise UserError("no reviews given: pass them as arguments, with --file, or on standard input")

@@ -13,8 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from shared.config import UserError
-from shared.export import serve_saved_model
+from shared.export import saved_model_of, serve_saved_model
 
 
 class ImageError(ValueError):
@@ -66,9 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    saved_model = Path(args.run) / "saved_model"
-    if not (saved_model / "saved_model.pb").is_file():
-        raise UserError(f"no SavedModel at {saved_model}; train a run or run `export {args.run}` first")
+    saved_model = saved_model_of(Path(args.run))
     readable, failed = [], 0
     for path in args.images:
         try:

@@ -19,7 +19,7 @@ import tensorflow as tf
 from projects.stock_lstm.data import DEFAULT_TICKER, cache_path, download_prices, read_prices
 from projects.stock_lstm.features import WARMUP
 from shared.config import UserError
-from shared.export import SIGNATURE
+from shared.export import SIGNATURE, saved_model_of
 from shared.reporting import read_json
 from shared.runner import load_run
 
@@ -37,9 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
     cfg = load_run(run_dir)
-    saved_model = run_dir / "saved_model"
-    if not saved_model.is_dir():
-        raise UserError(f"{run_dir} has no saved_model; run `export {run_dir}` first")
+    saved_model = saved_model_of(run_dir)
     lookback = int(read_json(run_dir / "hparams.json")["lookback"])
     if args.csv:
         prices = read_prices(Path(args.csv))

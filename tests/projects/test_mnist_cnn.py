@@ -365,4 +365,4 @@ def test_predict_answers_good_files_and_names_bad_ones(smoke_run, tmp_path):
 
 def test_predict_without_a_saved_model_is_a_clear_error(tmp_path):
     result = run_cli("mnist_cnn", "predict", str(tmp_path), str(REPO / "README.md"), cwd=tmp_path)
-    assert result.returncode == 2 and "no SavedModel" in result.stderr
+    assert result.returncode == 2 and "has no saved_model" in result.stderr
