@@ -27,13 +27,17 @@ def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
         # table: a plain comparison needs no resource for the SavedModel to track)
         same = tf.equal(tf.strings.unicode_split(prompt, "UTF-8")[:, None], characters[None, 1:])
         ids = tf.where(tf.reduce_any(same, axis=1), tf.argmax(same, axis=1, output_type=tf.int32) + 1, 0)
-        tf.debugging.assert_positive(tf.size(ids), "the prompt is empty; give at least one character")
-        tf.debugging.assert_positive(ids, "the prompt has a character the model never saw in training")
-        tf.debugging.assert_greater_equal(
-            temperature, MIN_TEMPERATURE, f"temperature must be above 0, at least {MIN_TEMPERATURE}"
-        )
-        tf.debugging.assert_positive(length, "length must be at least 1")
-        tf.debugging.assert_less_equal(length, MAX_LENGTH, f"length must be at most {MAX_LENGTH}")
+        checks = [
+            tf.debugging.assert_positive(tf.size(ids), "the prompt is empty; give at least one character"),
+            tf.debugging.assert_positive(ids, "the prompt has a character the model never saw in training"),
+            tf.debugging.assert_greater_equal(
+                temperature, MIN_TEMPERATURE, f"temperature must be above 0, at least {MIN_TEMPERATURE}"
+            ),
+            tf.debugging.assert_positive(length, "length must be at least 1"),
+            tf.debugging.assert_less_equal(length, MAX_LENGTH, f"length must be at most {MAX_LENGTH}"),
+        ]
+        with tf.control_dependencies(checks):  # in a graph, ops run in any order: the checks go first
+            ids, length, temperature = tf.identity(ids), tf.identity(length), tf.identity(temperature)
 
         states = generator.initial_states(1)
         logits = tf.zeros([1, len(vocabulary)])

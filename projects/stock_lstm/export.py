@@ -25,8 +25,12 @@ def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
     days = lookback + WARMUP
 
     def serve(ohlcv: tf.Tensor) -> dict[str, tf.Tensor]:
-        tf.debugging.assert_all_finite(ohlcv, "every price and volume must be a finite number")
-        tf.debugging.assert_positive(ohlcv[..., :4], "prices must be positive")
+        checks = [
+            tf.debugging.assert_all_finite(ohlcv, "every price and volume must be a finite number"),
+            tf.debugging.assert_positive(ohlcv[..., :4], "prices must be positive"),
+        ]
+        with tf.control_dependencies(checks):  # in a graph, ops run in any order: the checks go first
+            ohlcv = tf.identity(ohlcv)
         scaled = (compute_features(ohlcv) - mean) / std  # [N, lookback, 6]
         forecast = model(scaled, training=False)[:, 0]
         log_return = scaler.target_mean + scaler.target_std * tf.cast(forecast, tf.float32)

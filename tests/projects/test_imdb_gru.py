@@ -185,6 +185,7 @@ def test_predict_without_an_export_or_without_reviews(tmp_path):
     with pytest.raises(UserError, match="has no saved_model"):
         predict.run(argparse.Namespace(run=str(tmp_path), text=["good"], file=None))
     (tmp_path / "saved_model").mkdir()
+    (tmp_path / "saved_model" / "saved_model.pb").touch()  # past the export check, to the review check
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(UserError, match="no reviews given"):
         predict.run(argparse.Namespace(run=str(tmp_path), text=[], file=str(tmp_path / "empty.txt")))
