@@ -12,9 +12,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def sample_callbacks(splits: Splits, run_dir: Path) -> list:
-    vocabulary = splits.info["vocabulary"]
-    first = "".join(vocabulary[int(i)] for i in splits.test.take(41).as_numpy_iterator())
-    return [generate.TextSamples(run_dir, vocabulary, generate.sample_prompt(vocabulary, first))]
+    return [generate.TextSamples(run_dir, splits.info["vocabulary"], generate.sample_prompt(splits))]
 
 
 PROJECT = Project(

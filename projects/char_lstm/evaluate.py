@@ -24,8 +24,7 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
     validation = batched(splits.validation, batch, shuffle=False, seed=cfg.seed, cache=False)
     loss = float(model.evaluate(validation, verbose=0, return_dict=True)["loss"])
     vocabulary = splits.info["vocabulary"]
-    first_characters = "".join(vocabulary[int(i)] for i in splits.test.take(41).as_numpy_iterator())
-    prompt = sample_prompt(vocabulary, first_characters)
+    prompt = sample_prompt(splits)
     generator = Generator(model)
     samples = {
         t: generate(generator, vocabulary, prompt, SAMPLE_LENGTH, t, seed=cfg.seed)

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from shared.config import UserError
+from shared.project import Splits
 from shared.reporting import read_json
 from shared.runner import load_run
 
@@ -109,8 +110,11 @@ def generate(
     return "".join(text)
 
 
-def sample_prompt(vocabulary: str, text_start: str) -> str:
-    """The training text's first line, ending in its newline: a prompt made of known characters."""
+def sample_prompt(splits: Splits) -> str:
+    """The training text's first line (40 characters at most), ending in its newline: a prompt made of
+    known characters."""
+    vocabulary = splits.info["vocabulary"]
+    text_start = "".join(vocabulary[int(i)] for i in splits.test.take(41).as_numpy_iterator())
     line = text_start.split("\n", 1)[0][:40]
     return (line + "\n") if "\n" in vocabulary else (line or vocabulary[1])
 

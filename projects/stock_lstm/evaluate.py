@@ -27,6 +27,7 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 from scipy.stats import binomtest, norm
 from sklearn.linear_model import Ridge
 
@@ -107,7 +108,6 @@ def fit_fold(model: keras.Model, train: tuple, validation: tuple, cfg: RunConfig
     best epoch kept. Returns the epochs trained."""
     replicas = model.distribute_strategy.num_replicas_in_sync
     batch = global_batch_size(values.get("batch_size", cfg.batch_size), replicas, cfg.global_batch_size)
-    import tensorflow as tf
 
     def pipeline(data, shuffle):
         return batched(tf.data.Dataset.from_tensor_slices(data), batch, shuffle=shuffle, seed=cfg.seed)

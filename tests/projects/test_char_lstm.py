@@ -234,3 +234,12 @@ def test_missing_text_names_the_file(tmp_path):
     result = run_cli("char_lstm", "train", cwd=tmp_path)
     assert result.returncode == 2
     assert str(tmp_path / "no-data" / "shakespeare" / "input.txt") in result.stderr
+
+
+def test_a_text_too_short_for_one_sequence_is_a_clear_error(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("ab" * 250)  # its last tenth: 50 characters, under one sequence of 101
+    with pytest.raises(
+        UserError, match="the validation text \\(50 characters\\) is shorter than one sequence of 101"
+    ):
+        data.load(RunConfig(project="char_lstm", options={"text": str(path)}))

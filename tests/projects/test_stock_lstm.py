@@ -343,3 +343,15 @@ def test_missing_data_names_the_file(tmp_path, session_dir):
     result = run_cli("stock_lstm", "train", "--ticker", "IBM", cwd=tmp_path)
     assert result.returncode == 2
     assert str(tmp_path / "no-data" / "stocks" / "IBM.csv") in result.stderr and "--csv" in result.stderr
+
+
+def test_a_refusing_yahoo_and_empty_folds_are_named(tmp_path, monkeypatch):
+    import yfinance
+
+    monkeypatch.setattr(
+        yfinance, "download", FakeYahoo(pd.DataFrame(), "['SPY']: Too Many Requests. Rate limited.")
+    )
+    with pytest.raises(DatasetMissingError, match=r"refused the request \(rate limited\?\)"):
+        data.download_prices("SPY", None, None, tmp_path / "stocks" / "SPY.csv")
+    with pytest.raises(UserError, match="--folds and --fold-days must be positive; got 0 and 252"):
+        walk_forward_folds(2_000, 30, 0, 252)
