@@ -35,6 +35,9 @@ class Splits:
     test: tf.data.Dataset
     info: dict[str, Any] = field(default_factory=dict)  # sizes, class names...: recorded in metrics.json
     preprocessor: keras.layers.Layer | None = None
+    # False when the training examples change from epoch to epoch (char_lstm starts its chunks at a new
+    # offset each epoch): a cache would replay the first epoch's examples forever
+    cache_train: bool = True
 
 
 # A serving endpoint: a function of raw inputs returning a dict of outputs, its input signature (named

@@ -194,7 +194,14 @@ def train(project: Project, cfg: RunConfig) -> Path:
     splits = splits_for(project, splits, hp.values)
     batch = global_batch_size(hp.values.get("batch_size", cfg.batch_size), replicas, cfg.global_batch_size)
     check_first_batches(splits, batch, replicas)
-    train_ds = batched(splits.train, batch, shuffle=True, seed=cfg.seed, preprocess=splits.preprocessor)
+    train_ds = batched(
+        splits.train,
+        batch,
+        shuffle=True,
+        seed=cfg.seed,
+        cache=splits.cache_train,
+        preprocess=splits.preprocessor,
+    )
     val_ds = batched(splits.validation, batch, shuffle=False, seed=cfg.seed, preprocess=splits.preprocessor)
     runtime = {
         "replicas": replicas,

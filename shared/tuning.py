@@ -55,7 +55,7 @@ class SearchModel(kt.HyperModel):
         check_first_batches(splits, batch, self.replicas)
         pipeline = dict(seed=cfg.seed, preprocess=splits.preprocessor)
         return model.fit(
-            batched(splits.train, batch, shuffle=True, **pipeline),
+            batched(splits.train, batch, shuffle=True, cache=splits.cache_train, **pipeline),
             validation_data=batched(splits.validation, batch, shuffle=False, **pipeline),
             shuffle=False,
             **kwargs,

@@ -4,7 +4,8 @@ The first 90% of the characters train and the last 10% validate, as nanoGPT's `s
 them, so validation losses compare. The vocabulary is the training text's characters, sorted, after id 0,
 which stands for any character the training text does not have (the validation text may hold some).
 Training examples are consecutive non-overlapping chunks of `seq_length + 1` characters: the model reads
-the first `seq_length` and predicts each next one (teacher forcing).
+the first `seq_length` and predicts each next one (teacher forcing). The chunks start at a new random
+offset each epoch, so the boundaries move and every character is read after contexts of every length.
 """
 
 from __future__ import annotations
@@ -100,6 +101,22 @@ def chunks(ids: tf.data.Dataset, seq_length: int) -> tf.data.Dataset:
     return ids.batch(seq_length + 1, drop_remainder=True).map(lambda chunk: (chunk[:-1], chunk[1:]))
 
 
+def training_chunks(ids: tf.data.Dataset, size: int, seq_length: int) -> tf.data.Dataset:
+    """The chunks of `size` ids after skipping a random 0..seq_length of them, drawn anew each epoch.
+
+    nanoGPT samples windows at random positions for the same reason: fixed boundaries would always show
+    a character at the same place in its chunk. One chunk fewer than the text holds keeps every epoch
+    the same number of steps whatever the offset.
+    """
+    count = max(1, size // (seq_length + 1) - 1)
+    most = min(seq_length, size - count * (seq_length + 1))
+    # unseeded: the global seed (--seed) makes the offsets of a run repeatable
+    offsets = tf.data.Dataset.random(rerandomize_each_iteration=True).take(1)
+    return offsets.flat_map(
+        lambda r: chunks(ids.take(size).skip(r % (most + 1)), seq_length).take(count)
+    ).apply(tf.data.experimental.assert_cardinality(count))
+
+
 def for_hparams(splits: Splits, values: dict) -> Splits:
     """Training and validation chunks of the model's `seq_length`."""
     seq_length = int(values.get("seq_length", DEFAULT_SEQ_LENGTH))
@@ -113,8 +130,9 @@ def for_hparams(splits: Splits, values: dict) -> Splits:
         )
     validation_length = min(VALIDATION_LENGTH, validation_size - 1)
     return Splits(
-        train=chunks(splits.test.take(train_size), seq_length),
+        train=training_chunks(splits.test, train_size, seq_length),
         validation=chunks(splits.test.skip(train_size), validation_length),
         test=splits.test,
         info={**splits.info, "seq_length": seq_length, "validation_length": validation_length},
+        cache_train=False,  # a cache would freeze the first epoch's offset
     )

@@ -24,7 +24,7 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     cell = hp.Choice("cell", list(RNN_CELLS), default="lstm")
     depth = hp.Int("layers", 1, 3, default=2)
     units = hp.Int("units", 128, 768, step=128, default=384)
-    dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.2)
+    dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.4)
     learning_rate = hp.Float("learning_rate", 3e-4, 1e-2, sampling="log", default=2e-3)
     clipnorm = hp.Float("clipnorm", 0.5, 5.0, default=1.0)
 

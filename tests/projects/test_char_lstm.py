@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from projects.char_lstm import data
 from projects.char_lstm.generate import Generator, check_request, generate
@@ -30,9 +31,22 @@ def test_split_by_position_with_a_vocabulary_from_training(tmp_path):
     assert info["unigram_entropy_bits"] == pytest.approx(1.0)
     x, y = next(iter(splits.train))
     np.testing.assert_array_equal(x[1:], y[:-1])  # the target is the input one character on
-    assert len(list(splits.train)) == 900 // 51
+    assert len(list(splits.train)) == 900 // 51 - 1  # one fewer: room for the epoch's random offset
     # validation chunks have one length (256, or what a short text allows), whatever seq_length is
     assert info["validation_length"] == 99 and len(list(splits.validation)) == 1
+
+
+def test_training_chunks_start_at_a_new_offset_each_epoch():
+    tf.random.set_seed(3)
+    ids = tf.data.Dataset.range(1_000)
+    train = data.training_chunks(ids, 900, 9)
+    epochs = [np.stack([x for x, _ in train.as_numpy_iterator()]) for _ in range(6)]
+    assert {len(chunks) for chunks in epochs} == {train.cardinality().numpy()} == {89}
+    starts = {int(chunks[0, 0]) for chunks in epochs}
+    assert len(starts) > 1 and starts <= set(range(10))  # a fresh offset of 0..seq_length per epoch
+    for chunks in epochs:  # consecutive, within the training text, never past it
+        np.testing.assert_array_equal(np.diff(chunks[:, 0]), 10)
+        assert chunks.max() < 900
 
 
 def test_bad_texts_are_clear_errors(tmp_path):
