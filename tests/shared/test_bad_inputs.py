@@ -10,11 +10,11 @@ import pytest
 import tensorflow as tf
 
 from projects.mnist_cnn import PROJECT
-from projects.mnist_cnn.data import load_arrays
 from shared import runner, strategy, tuning
 from shared.callbacks import schedule_callback
 from shared.cli import build_parser, config_from_args, main
 from shared.config import RunConfig, UserError, load_hparams_file
+from shared.mnist import load_arrays
 from shared.project import Project
 
 TF_CONFIG = json.dumps(

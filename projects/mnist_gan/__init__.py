@@ -1,0 +1,39 @@
+"""mnist_gan: a DCGAN on MNIST (optionally class-conditional), trained by `fit`, scored by IS and FID."""
+
+import argparse
+from pathlib import Path
+
+from projects.mnist_gan import data, evaluate, export, generate, model, samples
+from shared.project import Command, Project, Splits
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--conditional", action="store_true", help="train a class-conditional GAN (generate --digit D)"
+    )
+
+
+def sample_callbacks(splits: Splits, run_dir: Path) -> list:
+    return [samples.SampleGrid(run_dir, bool(splits.info["conditional"]))]
+
+
+PROJECT = Project(
+    name="mnist_gan",
+    load_data=data.load,
+    build_model=model.build_model,
+    evaluate=evaluate.evaluate,
+    serving_endpoint=export.serving_endpoint,
+    objective="val_fid",
+    objective_direction="min",
+    # the schedule callbacks drive `model.optimizer`; a GAN has two optimizers of its own
+    defaults={"epochs": 20, "batch_size": 128, "lr_schedule": "constant"},
+    add_options=add_options,
+    callbacks=sample_callbacks,
+    commands={
+        "generate": Command(
+            "draw digits from a trained run: --n, --digit (conditional runs), --seed, --out, --out-dir",
+            generate.add_arguments,
+            generate.run,
+        )
+    },
+)

@@ -1,0 +1,282 @@
+"""A DCGAN as a `keras.Model` with its own `train_step`, so `fit` and every callback work as elsewhere.
+
+Distribution: each replica's losses are summed over its examples and divided by the *global* batch
+(`tf.nn.compute_average_loss`), and the optimizers sum the replicas' gradients, so one step on N replicas
+is one step on the whole batch (keras-team/keras#20164). Batch normalisation is synchronised across
+replicas for the same reason, and both optimizers are built in `compile`, inside the strategy's scope.
+
+Validation scores the generator instead of a loss: each validation batch's labels get generated digits,
+and `val_fid` (the Frechet distance of the scoring classifier's features to the real training digits')
+and `val_inception_score` accumulate over the whole split. The checkpoint keeps the lowest `val_fid`.
+Under N replicas the logged value is the mean of the replicas' scores (Keras averages step outputs); it
+only chooses the checkpoint, and `evaluate` scores 10,000 digits on one device for the reported numbers.
+"""
+
+from __future__ import annotations
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from projects.mnist_gan.scorer import FEATURES
+from shared.project import Splits
+
+LATENT = "latent"
+
+
+def build_generator(latent_dim: int, filters: int, conditional: bool) -> keras.Model:
+    """Latent vectors (and digits) in, images in [-1, 1] [N, 28, 28] out: 7x7 -> 14x14 -> 28x28."""
+    latent = keras.Input((latent_dim,), name=LATENT)
+    inputs = [latent]
+    x = layers.Dense(7 * 7 * 2 * filters, use_bias=False)(latent)
+    x = layers.LeakyReLU(0.2)(layers.BatchNormalization(synchronized=True)(x))
+    x = layers.Reshape((7, 7, 2 * filters))(x)
+    if conditional:
+        label = keras.Input((), dtype="int32", name="label")
+        inputs.append(label)
+        x = layers.Concatenate()([x, label_plane(label, 7)])
+    x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(x)
+    x = layers.LeakyReLU(0.2)(layers.BatchNormalization(synchronized=True)(x))
+    x = layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh", dtype="float32")(x)
+    return keras.Model(inputs, layers.Reshape((28, 28))(x), name="generator")
+
+
+def build_discriminator(filters: int, dropout: float, conditional: bool) -> keras.Model:
+    """Images in [-1, 1] (and digits) in, one logit out: real or generated."""
+    image = keras.Input((28, 28), name="image")
+    inputs = [image]
+    x = layers.Reshape((28, 28, 1))(image)
+    if conditional:
+        label = keras.Input((), dtype="int32", name="label")
+        inputs.append(label)
+        x = layers.Concatenate()([x, label_plane(label, 28)])
+    for width in (filters, 2 * filters):
+        x = layers.Conv2D(width, 4, strides=2, padding="same")(x)
+        x = layers.Dropout(dropout)(layers.LeakyReLU(0.2)(x))
+    logit = layers.Dense(1, dtype="float32")(layers.Flatten()(x))
+    return keras.Model(inputs, logit, name="discriminator")
+
+
+def label_plane(label, size: int):
+    """A learned size x size plane per digit, concatenated as one more channel (the usual cGAN input)."""
+    plane = layers.Dense(size * size)(layers.Embedding(10, 50)(label))
+    return layers.Reshape((size, size, 1))(plane)
+
+
+class FrechetDistance(keras.metrics.Metric):
+    """FID of the features seen so far to a reference (mean, covariance square root), in float64.
+
+    tr((S_ref S)^1/2) is computed as the sum of the square roots of the eigenvalues of R S R, R the
+    reference covariance's symmetric square root: the same number, from a symmetric matrix."""
+
+    def __init__(self, reference_mean, reference_root, name="fid", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.reference_mean, self.reference_root = reference_mean, reference_root
+        width = reference_mean.shape[0]
+        self.count = self.add_variable((), "zeros", dtype="float64", name="count")
+        self.total = self.add_variable((width,), "zeros", dtype="float64", name="total")
+        self.outer = self.add_variable((width, width), "zeros", dtype="float64", name="outer")
+
+    def update_state(self, features):
+        features = tf.cast(features, tf.float64)
+        self.count.assign_add(tf.cast(tf.shape(features)[0], tf.float64))
+        self.total.assign_add(tf.reduce_sum(features, axis=0))
+        self.outer.assign_add(tf.matmul(features, features, transpose_a=True))
+
+    def result(self):
+        n = tf.maximum(tf.convert_to_tensor(self.count), 2.0)
+        mean = self.total / n
+        cov = (self.outer - n * tf.tensordot(mean, mean, axes=0)) / (n - 1)
+        root = tf.convert_to_tensor(self.reference_root)
+        eigenvalues = tf.linalg.eigvalsh(root @ cov @ root)
+        cross = tf.reduce_sum(tf.sqrt(tf.maximum(eigenvalues, 0.0)))
+        distance = tf.reduce_sum(tf.square(mean - self.reference_mean))
+        return tf.cast(distance + tf.linalg.trace(root @ root) + tf.linalg.trace(cov) - 2 * cross, tf.float32)
+
+
+class InceptionScore(keras.metrics.Metric):
+    """exp(E_x sum_y p log p - sum_y p(y) log p(y)) over the class probabilities seen so far."""
+
+    def __init__(self, name="inception_score", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.count = self.add_variable((), "zeros", dtype="float64", name="count")
+        self.total = self.add_variable((10,), "zeros", dtype="float64", name="total")
+        self.negentropy = self.add_variable((), "zeros", dtype="float64", name="negentropy")
+
+    def update_state(self, probabilities):
+        p = tf.clip_by_value(tf.cast(probabilities, tf.float64), 1e-12, 1.0)
+        self.count.assign_add(tf.cast(tf.shape(p)[0], tf.float64))
+        self.total.assign_add(tf.reduce_sum(p, axis=0))
+        self.negentropy.assign_add(tf.reduce_sum(p * tf.math.log(p)))
+
+    def result(self):
+        n = tf.maximum(tf.convert_to_tensor(self.count), 1.0)
+        marginal = tf.clip_by_value(self.total / n, 1e-12, 1.0)
+        return tf.cast(
+            tf.exp(self.negentropy / n - tf.reduce_sum(marginal * tf.math.log(marginal))), tf.float32
+        )
+
+
+def to_pixels(images):
+    """[-1, 1] floats -> the uint8 values a client gets (as float32): what is scored is what is served."""
+    return tf.round(tf.clip_by_value((images + 1.0) * 127.5, 0.0, 255.0))
+
+
+@keras.saving.register_keras_serializable(package="mnist_gan")
+class GAN(keras.Model):
+    def __init__(
+        self,
+        generator: keras.Model,
+        discriminator: keras.Model,
+        scorer: keras.Model,
+        conditional: bool = False,
+        label_smoothing: float = 0.0,
+        noise_seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.generator, self.discriminator, self.scorer = generator, discriminator, scorer
+        self.conditional, self.label_smoothing, self.noise_seed = conditional, label_smoothing, noise_seed
+        self.latent_dim = generator.inputs[0].shape[-1]
+        width = scorer.get_layer(FEATURES).units
+        # the real training digits' feature statistics: set by build_model, saved with the weights
+        self.real_mean = self.add_weight(
+            (width,), "zeros", dtype="float64", trainable=False, name="real_mean"
+        )
+        self.real_root = self.add_weight(
+            (width, width), "zeros", dtype="float64", trainable=False, name="real_cov_root"
+        )
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.fid = FrechetDistance(self.real_mean, self.real_root)
+        self.inception = InceptionScore()
+        self.d_optimizer = self.g_optimizer = None
+        self.built = True  # its parts are built functional models: nothing is left to build
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        # built here, in the strategy's scope, rather than lazily inside a replica's first step
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    def get_compile_config(self):
+        return None  # a reloaded model generates; training state lives in the run's backup, not here
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "scorer": keras.saving.serialize_keras_object(self.scorer),
+            "conditional": self.conditional,
+            "label_smoothing": self.label_smoothing,
+            "noise_seed": self.noise_seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        for name in ("generator", "discriminator", "scorer"):
+            config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.fid, self.inception]
+
+    def call(self, inputs, training=False):
+        return self.generator(inputs, training=training)
+
+    def with_labels(self, x, labels):
+        return [x, labels] if self.conditional else x
+
+    def sample_latent(self, like, step, stream: int):
+        """Normal noise, one vector per example of `like`, from a stateless RNG keyed by (seed, stream,
+        step, replica): repeatable, and different on every replica (a seed generator's state is mirrored,
+        so every replica would draw the same noise)."""
+        count = tf.shape(like)[0]
+        context = tf.distribute.get_replica_context()
+        replica = context.replica_id_in_sync_group if context is not None else 0
+        seed = tf.stack(
+            [tf.cast(step, tf.int64) * 8 + stream, self.noise_seed * 1024 + tf.cast(replica, tf.int64)]
+        )
+        return tf.random.stateless_normal((count, self.latent_dim), seed)
+
+    def train_step(self, data):
+        images, labels = data
+        real = tf.cast(images, tf.float32) / 127.5 - 1.0
+        step = self.d_optimizer.iterations
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        bce = keras.losses.binary_crossentropy
+
+        with tf.GradientTape() as tape:
+            fake = self.generator(self.with_labels(self.sample_latent(real, step, 0), labels), training=True)
+            real_logits = self.discriminator(self.with_labels(real, labels), training=True)
+            fake_logits = self.discriminator(self.with_labels(fake, labels), training=True)
+            real_target = tf.fill(tf.shape(real_logits), 1.0 - self.label_smoothing)  # one-sided smoothing
+            per_example = bce(real_target, real_logits, from_logits=True) + bce(
+                tf.zeros_like(fake_logits), fake_logits, from_logits=True
+            )
+            d_loss = tf.nn.compute_average_loss(per_example)  # sum / global batch
+        weights = self.discriminator.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, weights), weights, strict=True))
+
+        with tf.GradientTape() as tape:
+            fake = self.generator(self.with_labels(self.sample_latent(real, step, 1), labels), training=True)
+            fake_logits = self.discriminator(self.with_labels(fake, labels), training=True)
+            per_example = bce(tf.ones_like(fake_logits), fake_logits, from_logits=True)
+            g_loss = tf.nn.compute_average_loss(per_example)
+        weights = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, weights), weights, strict=True))
+
+        # the replica's own mean loss; the trackers average them over the replicas
+        self.d_loss_tracker.update_state(d_loss * tf.cast(replicas, tf.float32))
+        self.g_loss_tracker.update_state(g_loss * tf.cast(replicas, tf.float32))
+        return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
+
+    def test_step(self, data):
+        _, labels = data
+        # the noise is a function of the batch's labels, so every epoch scores the same noise
+        key = tf.reduce_sum(tf.cast(labels, tf.int64) * tf.range(1, tf.size(labels, tf.int64) + 1))
+        fake = self.generator(self.with_labels(self.sample_latent(labels, key, 2), labels))
+        features, probabilities = self.scorer(to_pixels(fake))
+        self.fid.update_state(features)
+        self.inception.update_state(probabilities)
+        return {"fid": self.fid.result(), "inception_score": self.inception.result()}
+
+    def set_reference(self, mean: np.ndarray, covariance_root: np.ndarray) -> None:
+        self.real_mean.assign(mean)
+        self.real_root.assign(covariance_root)
+
+
+def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> GAN:
+    from projects.mnist_gan import data  # the scorer and the reference statistics the data step made
+
+    latent_dim = hp.Int("latent_dim", 32, 128, step=32, default=64)
+    filters = hp.Int("filters", 32, 96, step=16, default=48)
+    dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.3)
+    d_rate = hp.Float("d_learning_rate", 5e-5, 1e-3, sampling="log", default=2e-4)
+    g_rate = hp.Float("g_learning_rate", 5e-5, 1e-3, sampling="log", default=2e-4)
+    beta_1 = hp.Float("beta_1", 0.0, 0.9, step=0.1, default=0.5)
+    smoothing = hp.Float("label_smoothing", 0.0, 0.3, step=0.1, default=0.1)
+    hp.Int("batch_size", 32, 256, step=32, default=128)  # per replica: read by the data pipeline
+
+    conditional = bool(splits.info.get("conditional")) if splits is not None else False
+    scorer, (mean, root) = data.scorer_and_reference(splits)
+    gan = GAN(
+        build_generator(latent_dim, filters, conditional),
+        build_discriminator(filters, dropout, conditional),
+        scorer,
+        conditional=conditional,
+        label_smoothing=smoothing,
+        noise_seed=int(np.random.randint(0, 2**20)),  # from --seed, through the global NumPy seed
+    )
+    gan.set_reference(mean, root)
+    gan.compile(
+        d_optimizer=keras.optimizers.Adam(d_rate, beta_1=beta_1),
+        g_optimizer=keras.optimizers.Adam(g_rate, beta_1=beta_1),
+    )
+    return gan

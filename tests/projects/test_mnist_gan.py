@@ -1,0 +1,256 @@
+"""mnist_gan: the 1-vs-2-replica update, IS and FID on known cases, smoke training, serving, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from projects.mnist_gan import data, generate, model, scorer
+from shared.config import RunConfig, UserError
+from tests.conftest import cli_env, last_line, run_cli
+
+SMOKE = ("--smoke", "--epochs", "2", "--batch-size", "64")
+
+
+# --- the scores ------------------------------------------------------------------------------------
+
+
+def test_inception_score_known_cases():
+    sharp_and_even = np.eye(10)[np.arange(1000) % 10]
+    assert scorer.inception_score(sharp_and_even) == pytest.approx(10.0, rel=1e-6)
+    assert scorer.inception_score(np.full((1000, 10), 0.1)) == pytest.approx(1.0)
+    assert scorer.inception_score(np.eye(10)[np.zeros(1000, int)]) == pytest.approx(1.0)  # all one digit
+    assert scorer.inception_score(np.eye(10)[np.arange(1000) % 5]) == pytest.approx(5.0, rel=1e-6)
+
+
+def test_frechet_distance_known_cases():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4000, 8)) @ rng.normal(size=(8, 8))
+    stats = scorer.statistics(a)
+    assert scorer.frechet_distance(stats, stats) == pytest.approx(0.0, abs=1e-6)
+    shifted = scorer.statistics(a + 3.0)  # the same spread, the mean moved by 3 in each of 8 dimensions
+    assert scorer.frechet_distance(stats, shifted) == pytest.approx(8 * 9.0, rel=1e-6)
+    # against the textbook formula with a general matrix square root
+    import scipy.linalg
+
+    b = scorer.statistics(rng.normal(size=(4000, 8)) * 2.0)
+    root = np.real(scipy.linalg.sqrtm(stats[1] @ b[1]))
+    expected = np.sum((stats[0] - b[0]) ** 2) + np.trace(stats[1] + b[1] - 2 * root)
+    assert scorer.frechet_distance(stats, b) == pytest.approx(expected, rel=1e-6)
+
+
+def test_in_graph_metrics_equal_the_numpy_scores():
+    rng = np.random.default_rng(1)
+    reference = scorer.statistics(rng.normal(size=(3000, 6)))
+    features = rng.normal(size=(2000, 6)) * 1.5 + 0.5
+    fid = model.FrechetDistance(tf.constant(reference[0]), tf.constant(scorer.symmetric_root(reference[1])))
+    for chunk in np.array_split(features, 7):  # accumulated batch by batch, as validation does
+        fid.update_state(chunk)
+    expected = scorer.frechet_distance(scorer.statistics(features), reference)
+    assert float(fid.result()) == pytest.approx(expected, rel=1e-4)
+
+    probabilities = rng.dirichlet(np.full(10, 0.3), size=2000)
+    inception = model.InceptionScore()
+    for chunk in np.array_split(probabilities, 5):
+        inception.update_state(chunk)
+    assert float(inception.result()) == pytest.approx(scorer.inception_score(probabilities), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def smoke_splits(tmp_path_factory):
+    """The smoke data and its scoring classifier, trained once in a temporary runs/ folder."""
+    folder = tmp_path_factory.mktemp("gan")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        splits = data.load(RunConfig(project="mnist_gan", smoke=True))
+        splits.info["scorer"] = str(Path(splits.info["scorer"]).resolve())
+        yield splits
+
+
+def test_real_digits_score_near_the_floor_noise_and_constants_far(smoke_splits):
+    import keras
+
+    classifier = keras.models.load_model(smoke_splits.info["scorer"])
+    score_model = scorer.features_and_probabilities(classifier)
+    x_train = np.stack([x for x, _ in smoke_splits.train.as_numpy_iterator()])
+    x_test = np.stack([x for x, _ in smoke_splits.test.as_numpy_iterator()])
+    reference = scorer.statistics(score_model.predict(x_train.astype("float32"), verbose=0)[0])
+
+    def scores(images):
+        features, probabilities = score_model.predict(images.astype("float32"), verbose=0)
+        return scorer.inception_score(probabilities), scorer.frechet_distance(
+            scorer.statistics(features), reference
+        )
+
+    rng = np.random.default_rng(0)
+    real_is, real_fid = scores(x_test)
+    noise_is, noise_fid = scores(rng.integers(0, 256, x_test.shape).astype(np.uint8))
+    constant_is, constant_fid = scores(np.full(x_test.shape, 128, np.uint8))
+    assert real_is > 6.0 and noise_is < 2.0 and constant_is < 1.1
+    assert noise_fid > 10 * real_fid and constant_fid > 10 * real_fid
+
+
+# --- distribution ------------------------------------------------------------------------------------
+
+REPLICA_CHECK = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+from shared.strategy import make_strategy
+strategy = make_strategy("mirrored", 2)  # first: it splits the CPU
+import keras
+from projects.mnist_gan import PROJECT, model
+from shared.project import Splits
+from shared.runner import build_checked
+info = json.loads(sys.argv[1])
+images = np.random.default_rng(0).integers(0, 256, (16, 28, 28)).astype(np.uint8)
+labels = (np.arange(16) % 10).astype(np.int32)
+splits = Splits(None, None, None, info)
+projection = tf.constant(np.random.default_rng(1).normal(size=(784, 32)).astype("float32") / 28)
+
+def latent_from_images(self, like, step, stream):
+    # the noise as a function of each example, so both runs give every example the same noise
+    flat = tf.reshape(tf.cast(like, tf.float32), [-1, 784])
+    return tf.tanh(flat @ projection + tf.cast(stream, tf.float32))
+
+model.GAN.sample_latent = latent_from_images
+values = {"dropout": 0.0, "latent_dim": 32, "filters": 32}
+keras.utils.set_random_seed(0)
+one, _ = build_checked(PROJECT, values, splits)
+with strategy.scope():
+    two, _ = build_checked(PROJECT, values, splits)
+two.set_weights(one.get_weights())
+# plain SGD: its step is proportional to the gradient, so a gradient twice too big shows (Adam's first
+# step is nearly the same whatever the gradient's scale)
+one.compile(keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05))
+with strategy.scope():
+    two.compile(keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05))
+dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
+for gan in (one, two):
+    gan.fit(dataset, epochs=1, verbose=0)
+parts = ("generator", "discriminator")
+before = keras.utils.set_random_seed(0) or build_checked(PROJECT, values, splits)[0]
+moved = max(float(np.abs(a - b).max()) for p in parts
+            for a, b in zip(getattr(one, p).get_weights(), getattr(before, p).get_weights()))
+gap = max(float(np.abs(a - b).max()) for p in parts
+          for a, b in zip(getattr(one, p).get_weights(), getattr(two, p).get_weights()))
+print(json.dumps({"replicas": two.distribute_strategy.num_replicas_in_sync, "moved": moved, "gap": gap}))
+"""
+
+
+def test_one_step_on_two_replicas_updates_as_one_step_on_one(smoke_splits, tmp_path):
+    """The same weights, the same global batch of 16 and the same noise per example: one step on one
+    device and one on two replicas (8 examples each) must leave the same weights. A loss averaged over
+    the replica's batch instead of the global one would double the step; BatchNormalization statistics
+    per replica would differ too."""
+    result = subprocess.run(
+        [sys.executable, "-c", REPLICA_CHECK, json.dumps(smoke_splits.info)],
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(last_line(result.stdout))
+    assert outcome["replicas"] == 2
+    assert outcome["moved"] > 1e-4  # the step did change the weights
+    assert outcome["gap"] < 1e-5, outcome
+
+
+# --- the command line ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_replica_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gan-cli")
+    run_dir = folder / "run"
+    args = (*SMOKE, "--strategy", "mirrored", "--cpu-replicas", "2", "--run-dir", str(run_dir))
+    result = run_cli("mnist_gan", "train", *args, cwd=folder)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder, run_dir
+
+
+def test_smoke_training_on_two_replicas_writes_scores_samples_and_a_checked_export(two_replica_run):
+    _, run_dir = two_replica_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for name in ("inception_score", "fid", "fid_real_floor", "fid_noise", "scorer_test_accuracy"):
+        assert np.isfinite(metrics[name]), name
+    assert metrics["fid_real_floor"] < metrics["fid_noise"]
+    assert metrics["export_max_abs_diff_images"] == 0.0  # reloaded in a fresh process: the same digits
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert "val_fid" in history[0] and len(history) == 3
+    assert sorted(p.name for p in (run_dir / "samples").glob("*.png")) == ["epoch_001.png", "epoch_002.png"]
+    assert (run_dir / "plots" / "training.gif").is_file() and (run_dir / "plots" / "samples.png").is_file()
+    assert list((run_dir / "logs" / "samples").glob("events.*"))  # the grids in TensorBoard
+
+
+def test_generate_writes_a_grid_and_single_pngs_the_same_for_the_same_seed(two_replica_run, tmp_path):
+    folder, run_dir = two_replica_run
+    import cv2
+
+    outputs = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.png"
+        args = ("generate", str(run_dir), "--n", "12", "--seed", "3", "--out", str(out))
+        result = run_cli("mnist_gan", *args, "--out-dir", str(tmp_path / name), cwd=folder)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.append(cv2.imread(str(out), cv2.IMREAD_GRAYSCALE))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    singles = sorted((tmp_path / "a").glob("*.png"))
+    assert len(singles) == 12 and cv2.imread(str(singles[0]), cv2.IMREAD_GRAYSCALE).shape == (28, 28)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--n", "0"), "--n must be 1 to 10000; got 0"),
+        (("--digit", "7"), "--digit needs a class-conditional model"),
+    ],
+)
+def test_generate_refuses_bad_requests(two_replica_run, args, message):
+    folder, run_dir = two_replica_run
+    result = run_cli("mnist_gan", "generate", str(run_dir), *args, cwd=folder)
+    assert result.returncode != 0 and message in result.stderr
+
+
+def test_conditional_model_draws_the_digit_asked_for_and_refuses_others(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli("mnist_gan", "train", *SMOKE, "--conditional", "--run-dir", str(run_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert (
+        0.0 <= metrics["conditional_accuracy"] <= 1.0 and len(metrics["conditional_accuracy_per_digit"]) == 10
+    )
+    out = tmp_path / "sevens.png"
+    result = run_cli(
+        "mnist_gan", "generate", str(run_dir), "--digit", "7", "--n", "5", "--out", str(out), cwd=tmp_path
+    )
+    assert result.returncode == 0 and out.is_file(), result.stderr[-2000:]
+    result = run_cli("mnist_gan", "generate", str(run_dir), "--digit", "12", cwd=tmp_path)
+    assert result.returncode != 0 and "--digit must be 0-9; got 12" in result.stderr
+    # the SavedModel checks its own inputs too: a label outside 0-9 is refused, not looked up
+    from shared.export import serve_saved_model
+
+    latent = np.zeros((1, 64), np.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="label must be a digit 0-9"):
+        serve_saved_model(run_dir / "saved_model", {"latent": latent, "label": np.array([10], np.int32)})
+
+
+def test_request_checks():
+    with pytest.raises(UserError, match="--n must be 1 to"):
+        generate.check_request(20_000, None, False)
+    generate.check_request(5, 3, True)
+
+
+def test_missing_mnist_names_the_file(tmp_path):
+    result = run_cli("mnist_gan", "train", "--epochs", "1", "--run-dir", str(tmp_path / "r"), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "mnist.npz" in result.stderr and str(tmp_path / "no-data") in result.stderr
+    assert not (tmp_path / "r").exists()
