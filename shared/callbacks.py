@@ -43,15 +43,24 @@ class CosineDecayByEpoch(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-class StopOnNaN(keras.callbacks.TerminateOnNaN):
-    """`TerminateOnNaN` that also remembers it fired, so the runner can fail the run loudly."""
+class StopOnNaN(keras.callbacks.Callback):
+    """`TerminateOnNaN` for every logged number, not `loss` alone (a GAN logs `d_loss` and `g_loss`),
+    that also remembers it fired, so the runner can fail the run loudly."""
 
     fired = False
 
     def on_batch_end(self, batch, logs=None):
-        super().on_batch_end(batch, logs)
-        if self.model.stop_training:
-            self.fired = True
+        bad = sorted(name for name, value in (logs or {}).items() if not _finite(value))
+        if bad:
+            print(f"Batch {batch}: {', '.join(bad)} not finite; stopping training", flush=True)
+            self.model.stop_training = self.fired = True
+
+
+def _finite(value) -> bool:
+    try:
+        return bool(np.all(np.isfinite(np.asarray(value, dtype=np.float64))))
+    except (TypeError, ValueError):  # not a number: nothing to check
+        return True
 
 
 def earlier_values(history_csv: Path, monitor: str) -> list[float]:

@@ -248,7 +248,8 @@ def train(project: Project, cfg: RunConfig) -> Path:
         shutil.rmtree(run_dir / "backup", ignore_errors=True)  # never resume from diverged weights
         raise TrainingDivergedError(
             f"the loss became NaN or infinite; training stopped (run folder {run_dir}). "
-            "Lower the learning rate (--hp learning_rate=...) or check the data for NaNs, "
+            "Lower the learning rate (--hp learning_rate=..., or the model's own rate names in "
+            f"{run_dir / 'hparams.json'}) or check the data for NaNs, "
             "then train again with a new --run-dir."
         )
     load_best_weights(model, run_dir / "checkpoints" / "best.weights.h5")

@@ -9,6 +9,7 @@ once per training set, and the training digits' feature statistics are computed 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import keras
@@ -16,12 +17,13 @@ import numpy as np
 import tensorflow as tf
 
 from projects.mnist_gan import scorer
-from shared.config import RunConfig
+from shared.config import RunConfig, UserError
 from shared.mnist import load_arrays, render_digits
 from shared.project import Splits
 
 SMOKE_SIZES = {"train": 1_000, "test": 200}
 REFERENCE = "reference.npz"  # the training digits' feature mean and covariance square root
+MIN_SCORER_ACCURACY = 0.99
 
 
 def arrays_for(cfg: RunConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
@@ -34,13 +36,23 @@ def arrays_for(cfg: RunConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
 
 
 def load(cfg: RunConfig) -> Splits:
+    if cfg.lr_schedule != "constant":
+        raise UserError(
+            "mnist_gan trains with constant learning rates: its two optimizers are its own, and the "
+            f"schedules drive `model.optimizer`; use --lr-schedule constant (got {cfg.lr_schedule})"
+        )
     x_train, y_train, x_test, y_test, source = arrays_for(cfg)
     epochs = 8 if cfg.smoke else scorer.SCORER_EPOCHS
     path, accuracy = scorer.load_or_train(x_train, y_train, x_test, y_test, seed=0, epochs=epochs)
+    keras.utils.set_random_seed(cfg.seed)  # the classifier's training reseeded: a cached one does not
+    if not cfg.smoke and accuracy < MIN_SCORER_ACCURACY:
+        print(f"warning: the scoring classifier's test accuracy is {accuracy:.4f}, under 0.99", flush=True)
     reference = path.parent / REFERENCE
     if not reference.is_file():
         mean, covariance = reference_statistics(path, x_train)
-        np.savez(reference, mean=mean, covariance=covariance, root=scorer.symmetric_root(covariance))
+        partial = reference.with_suffix(".partial.npz")
+        np.savez(partial, mean=mean, covariance=covariance, root=scorer.symmetric_root(covariance))
+        os.replace(partial, reference)
     info = {
         "source": source,
         "conditional": bool(cfg.options.get("conditional")),
@@ -48,6 +60,7 @@ def load(cfg: RunConfig) -> Splits:
         "test_size": len(x_test),
         "scorer": str(path),
         "scorer_test_accuracy": accuracy,
+        "seed": cfg.seed,  # the generator's noise stream
     }
     test = tf.data.Dataset.from_tensor_slices((x_test, y_test))
     return Splits(

@@ -26,13 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", help="also write each digit as its own PNG into this folder")
 
 
-def check_request(n: int, digit: int | None, conditional: bool) -> None:
+def check_request(n: int, digit: int | None, conditional: bool, seed: int = 0, out: str = "grid.png") -> None:
     if not 1 <= n <= MAX_IMAGES:
         raise UserError(f"--n must be 1 to {MAX_IMAGES}; got {n}")
     if digit is not None and not conditional:
         raise UserError("--digit needs a class-conditional model; this run was trained without --conditional")
     if digit is not None and not 0 <= digit <= 9:
         raise UserError(f"--digit must be 0-9; got {digit}")
+    if seed < 0:
+        raise UserError(f"--seed must be 0 or more; got {seed}")
+    if Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
+        raise UserError(f"--out {out}: give a .png (or .jpg, .bmp) file name")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     load_run(run_dir)
     metrics = read_json(run_dir / "metrics.json")
     conditional = bool(metrics["data"]["conditional"])
-    check_request(args.n, args.digit, conditional)
+    check_request(args.n, args.digit, conditional, args.seed, args.out)
     path = saved_model_of(run_dir)
     latent_dim = int(read_json(run_dir / "hparams.json")["latent_dim"])
     rng = np.random.default_rng(args.seed)

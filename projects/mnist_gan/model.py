@@ -40,7 +40,9 @@ def build_generator(latent_dim: int, filters: int, conditional: bool) -> keras.M
     x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(x)
     x = layers.LeakyReLU(0.2)(layers.BatchNormalization(synchronized=True)(x))
     x = layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh", dtype="float32")(x)
-    return keras.Model(inputs, layers.Reshape((28, 28))(x), name="generator")
+    # float32 to the end: under mixed precision the scores and the uint8 images need full precision
+    outputs = layers.Reshape((28, 28), dtype="float32")(x)
+    return keras.Model(inputs if conditional else latent, outputs, name="generator")
 
 
 def build_discriminator(filters: int, dropout: float, conditional: bool) -> keras.Model:
@@ -56,7 +58,7 @@ def build_discriminator(filters: int, dropout: float, conditional: bool) -> kera
         x = layers.Conv2D(width, 4, strides=2, padding="same")(x)
         x = layers.Dropout(dropout)(layers.LeakyReLU(0.2)(x))
     logit = layers.Dense(1, dtype="float32")(layers.Flatten()(x))
-    return keras.Model(inputs, logit, name="discriminator")
+    return keras.Model(inputs if conditional else image, logit, name="discriminator")
 
 
 def label_plane(label, size: int):
@@ -73,7 +75,8 @@ class FrechetDistance(keras.metrics.Metric):
 
     def __init__(self, reference_mean, reference_root, name="fid", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.reference_mean, self.reference_root = reference_mean, reference_root
+        # a function, not attributes: a metric tracks (and `reset_state` zeroes) every variable it holds
+        self.reference = lambda: (reference_mean, reference_root)
         width = reference_mean.shape[0]
         self.count = self.add_variable((), "zeros", dtype="float64", name="count")
         self.total = self.add_variable((width,), "zeros", dtype="float64", name="total")
@@ -89,10 +92,11 @@ class FrechetDistance(keras.metrics.Metric):
         n = tf.maximum(tf.convert_to_tensor(self.count), 2.0)
         mean = self.total / n
         cov = (self.outer - n * tf.tensordot(mean, mean, axes=0)) / (n - 1)
-        root = tf.convert_to_tensor(self.reference_root)
+        reference_mean, reference_root = self.reference()
+        root = tf.convert_to_tensor(reference_root)
         eigenvalues = tf.linalg.eigvalsh(root @ cov @ root)
         cross = tf.reduce_sum(tf.sqrt(tf.maximum(eigenvalues, 0.0)))
-        distance = tf.reduce_sum(tf.square(mean - self.reference_mean))
+        distance = tf.reduce_sum(tf.square(mean - reference_mean))
         return tf.cast(distance + tf.linalg.trace(root @ root) + tf.linalg.trace(cov) - 2 * cross, tf.float32)
 
 
@@ -159,6 +163,10 @@ class GAN(keras.Model):
         super().compile(**kwargs)
         self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
         self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            # what compile does for `model.optimizer`, done for the two this model steps itself
+            self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
+            self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer)
         # built here, in the strategy's scope, rather than lazily inside a replica's first step
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
@@ -222,7 +230,8 @@ class GAN(keras.Model):
             )
             d_loss = tf.nn.compute_average_loss(per_example)  # sum / global batch
         weights = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, weights), weights, strict=True))
+        gradients = tape.gradient(self.d_optimizer.scale_loss(d_loss), weights)  # scaled: float16 only
+        self.d_optimizer.apply_gradients(zip(gradients, weights, strict=True))
 
         with tf.GradientTape() as tape:
             fake = self.generator(self.with_labels(self.sample_latent(real, step, 1), labels), training=True)
@@ -230,7 +239,8 @@ class GAN(keras.Model):
             per_example = bce(tf.ones_like(fake_logits), fake_logits, from_logits=True)
             g_loss = tf.nn.compute_average_loss(per_example)
         weights = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, weights), weights, strict=True))
+        gradients = tape.gradient(self.g_optimizer.scale_loss(g_loss), weights)
+        self.g_optimizer.apply_gradients(zip(gradients, weights, strict=True))
 
         # the replica's own mean loss; the trackers average them over the replicas
         self.d_loss_tracker.update_state(d_loss * tf.cast(replicas, tf.float32))
@@ -239,8 +249,8 @@ class GAN(keras.Model):
 
     def test_step(self, data):
         _, labels = data
-        # the noise is a function of the batch's labels, so every epoch scores the same noise
-        key = tf.reduce_sum(tf.cast(labels, tf.int64) * tf.range(1, tf.size(labels, tf.int64) + 1))
+        # the noise is a function of the batch's labels (a hash of them), so every epoch scores the same noise
+        key = tf.strings.to_hash_bucket_fast(tf.strings.reduce_join(tf.strings.as_string(labels)), 2**40)
         fake = self.generator(self.with_labels(self.sample_latent(labels, key, 2), labels))
         features, probabilities = self.scorer(to_pixels(fake))
         self.fid.update_state(features)
@@ -252,7 +262,7 @@ class GAN(keras.Model):
         self.real_root.assign(covariance_root)
 
 
-def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> GAN:
+def build_model(hp: kt.HyperParameters, splits: Splits) -> GAN:
     from projects.mnist_gan import data  # the scorer and the reference statistics the data step made
 
     latent_dim = hp.Int("latent_dim", 32, 128, step=32, default=64)
@@ -264,7 +274,7 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> GAN:
     smoothing = hp.Float("label_smoothing", 0.0, 0.3, step=0.1, default=0.1)
     hp.Int("batch_size", 32, 256, step=32, default=128)  # per replica: read by the data pipeline
 
-    conditional = bool(splits.info.get("conditional")) if splits is not None else False
+    conditional = bool(splits.info["conditional"])
     scorer, (mean, root) = data.scorer_and_reference(splits)
     gan = GAN(
         build_generator(latent_dim, filters, conditional),
@@ -272,7 +282,7 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> GAN:
         scorer,
         conditional=conditional,
         label_smoothing=smoothing,
-        noise_seed=int(np.random.randint(0, 2**20)),  # from --seed, through the global NumPy seed
+        noise_seed=int(splits.info["seed"]),  # --seed
     )
     gan.set_reference(mean, root)
     gan.compile(

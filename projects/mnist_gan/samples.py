@@ -13,9 +13,16 @@ GRID_SIDE = 10  # 10 x 10 digits; when conditional, row r holds the digit r
 
 
 def generate(generator: keras.Model, latent: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-    """uint8 [N, 28, 28] digits for these latent vectors (and labels), as the SavedModel serves them."""
-    inputs = latent if labels is None else [latent, labels.astype(np.int32)]
-    images = generator.predict(inputs, batch_size=1000, verbose=0)
+    """uint8 [N, 28, 28] digits for these latent vectors (and labels), as the SavedModel serves them.
+
+    The generator is called batch by batch, not through `predict`: under a multi-worker strategy
+    `predict` gathers from every worker, and the per-epoch grid runs on the chief alone."""
+    batches = []
+    for start in range(0, len(latent), 1000):
+        batch = latent[start : start + 1000]
+        inputs = batch if labels is None else [batch, labels[start : start + 1000].astype(np.int32)]
+        batches.append(np.asarray(generator(inputs, training=False)))
+    images = np.concatenate(batches)
     return np.round(np.clip((images + 1.0) * 127.5, 0, 255)).astype(np.uint8)
 
 

@@ -10,6 +10,7 @@ the scores, so a reader knows what judged them.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import keras
@@ -61,7 +62,9 @@ def load_or_train(
     classifier.fit(x_train, y_train, batch_size=128, epochs=epochs, verbose=2)
     accuracy = float(classifier.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"])
     folder.mkdir(parents=True, exist_ok=True)
-    classifier.save(str(path))
+    partial = folder / "classifier-partial.keras"  # a run killed while saving leaves no half-written cache
+    classifier.save(str(partial))
+    os.replace(partial, path)
     reporting.write_json(record, {"test_accuracy": accuracy, "epochs": epochs, "train_size": len(x_train)})
     return path, accuracy
 

@@ -183,6 +183,11 @@ def test_smoke_training_on_two_replicas_writes_scores_samples_and_a_checked_expo
     for name in ("inception_score", "fid", "fid_real_floor", "fid_noise", "scorer_test_accuracy"):
         assert np.isfinite(metrics[name]), name
     assert metrics["fid_real_floor"] < metrics["fid_noise"]
+    import pandas as pd
+
+    # validation's in-graph FID (200 digits, the mean of two replicas') is the same measure as evaluate's
+    last = pd.read_csv(run_dir / "history.csv").iloc[-1]
+    assert 0.25 < last["val_fid"] / metrics["fid"] < 4, (last["val_fid"], metrics["fid"])
     assert metrics["export_max_abs_diff_images"] == 0.0  # reloaded in a fresh process: the same digits
     history = (run_dir / "history.csv").read_text().splitlines()
     assert "val_fid" in history[0] and len(history) == 3
@@ -203,6 +208,13 @@ def test_generate_writes_a_grid_and_single_pngs_the_same_for_the_same_seed(two_r
         assert result.returncode == 0, result.stderr[-2000:]
         outputs.append(cv2.imread(str(out), cv2.IMREAD_GRAYSCALE))
     np.testing.assert_array_equal(outputs[0], outputs[1])
+    other = tmp_path / "other.png"
+    result = run_cli(
+        "mnist_gan", "generate", str(run_dir), "--n", "12", "--seed", "4", "--out", str(other), cwd=folder
+    )
+    assert result.returncode == 0 and not np.array_equal(
+        cv2.imread(str(other), cv2.IMREAD_GRAYSCALE), outputs[0]
+    )
     singles = sorted((tmp_path / "a").glob("*.png"))
     assert len(singles) == 12 and cv2.imread(str(singles[0]), cv2.IMREAD_GRAYSCALE).shape == (28, 28)
 
@@ -212,6 +224,8 @@ def test_generate_writes_a_grid_and_single_pngs_the_same_for_the_same_seed(two_r
     [
         (("--n", "0"), "--n must be 1 to 10000; got 0"),
         (("--digit", "7"), "--digit needs a class-conditional model"),
+        (("--seed", "-1"), "--seed must be 0 or more; got -1"),
+        (("--out", "grid.txt"), "--out grid.txt: give a .png"),
     ],
 )
 def test_generate_refuses_bad_requests(two_replica_run, args, message):
@@ -221,26 +235,43 @@ def test_generate_refuses_bad_requests(two_replica_run, args, message):
 
 
 def test_conditional_model_draws_the_digit_asked_for_and_refuses_others(tmp_path):
+    import cv2
+
+    from shared.export import serve_saved_model
+
     run_dir = tmp_path / "run"
     result = run_cli("mnist_gan", "train", *SMOKE, "--conditional", "--run-dir", str(run_dir), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert (
-        0.0 <= metrics["conditional_accuracy"] <= 1.0 and len(metrics["conditional_accuracy_per_digit"]) == 10
+    assert len(metrics["conditional_accuracy_per_digit"]) == 10
+    assert metrics["conditional_accuracy"] == pytest.approx(
+        np.mean(metrics["conditional_accuracy_per_digit"])
     )
+
     out = tmp_path / "sevens.png"
-    result = run_cli(
-        "mnist_gan", "generate", str(run_dir), "--digit", "7", "--n", "5", "--out", str(out), cwd=tmp_path
-    )
-    assert result.returncode == 0 and out.is_file(), result.stderr[-2000:]
+    args = ("generate", str(run_dir), "--digit", "7", "--n", "5", "--seed", "2", "--out", str(out))
+    result = run_cli("mnist_gan", *args, "--out-dir", str(tmp_path / "sevens"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved_model = run_dir / "saved_model"
+    latent = np.random.default_rng(2).normal(size=(5, 64)).astype(np.float32)
+    sevens = serve_saved_model(saved_model, {"latent": latent, "label": np.full(5, 7, np.int32)})
+    singles = sorted((tmp_path / "sevens").glob("*.png"))
+    written = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in singles])
+    np.testing.assert_array_equal(written, sevens["images"])  # the digit asked for, not another
+    ones = serve_saved_model(saved_model, {"latent": latent, "label": np.full(5, 1, np.int32)})
+    assert not np.array_equal(ones["images"], sevens["images"])  # the label changes the image
+
     result = run_cli("mnist_gan", "generate", str(run_dir), "--digit", "12", cwd=tmp_path)
     assert result.returncode != 0 and "--digit must be 0-9; got 12" in result.stderr
     # the SavedModel checks its own inputs too: a label outside 0-9 is refused, not looked up
-    from shared.export import serve_saved_model
-
-    latent = np.zeros((1, 64), np.float32)
     with pytest.raises(tf.errors.InvalidArgumentError, match="label must be a digit 0-9"):
-        serve_saved_model(run_dir / "saved_model", {"latent": latent, "label": np.array([10], np.int32)})
+        serve_saved_model(saved_model, {"latent": latent[:1], "label": np.array([10], np.int32)})
+
+
+def test_a_learning_rate_schedule_is_refused(tmp_path):
+    args = ("--smoke", "--lr-schedule", "cosine", "--run-dir", str(tmp_path / "r"))
+    result = run_cli("mnist_gan", "train", *args, cwd=tmp_path)
+    assert result.returncode != 0 and "use --lr-schedule constant (got cosine)" in result.stderr
 
 
 def test_request_checks():

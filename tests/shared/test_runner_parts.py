@@ -130,3 +130,17 @@ def test_run_folders_latest_link_and_same_second_starts(tmp_path, monkeypatch):
         "--run-dir runs/<project>/latest resumes the run it points at"
     )
     assert latest.is_symlink() and latest.resolve() == second.resolve()
+
+
+def test_stop_on_nan_watches_every_logged_number():
+    import keras
+
+    from shared.callbacks import StopOnNaN
+
+    stop = StopOnNaN()
+    stop.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    stop.model.stop_training = False
+    stop.on_batch_end(0, {"d_loss": 0.7, "g_loss": 1.2, "note": "text"})
+    assert not stop.fired and not stop.model.stop_training
+    stop.on_batch_end(1, {"d_loss": 0.7, "g_loss": float("nan")})  # a GAN logs no `loss`
+    assert stop.fired and stop.model.stop_training
