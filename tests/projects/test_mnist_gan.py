@@ -68,7 +68,7 @@ def smoke_splits(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gan")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
-        splits = data.load(RunConfig(project="mnist_gan", smoke=True))
+        splits = data.load(RunConfig(project="mnist_gan", smoke=True, lr_schedule="constant"))
         splits.info["scorer"] = str(Path(splits.info["scorer"]).resolve())
         yield splits
 
