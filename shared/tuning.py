@@ -14,7 +14,7 @@ import keras
 import keras_tuner as kt
 
 from shared import reporting
-from shared.callbacks import schedule_callback
+from shared.callbacks import StopOnNaN, schedule_callback
 from shared.config import RunConfig, UserError, check_resume_compatible
 from shared.data import batched
 from shared.project import Project, Splits
@@ -116,7 +116,7 @@ def tune(project: Project, cfg: RunConfig, tuner_name: str = "bayesian", max_tri
         keras.callbacks.EarlyStopping(
             monitor=project.objective, mode=mode, patience=max(2, cfg.early_stopping_patience)
         ),
-        keras.callbacks.TerminateOnNaN(),
+        StopOnNaN(),  # every logged number: a GAN logs no `loss`
     ]
     schedule = schedule_callback(cfg.lr_schedule, cfg.epochs, project.objective, mode)
     if schedule:  # trials train as `train` will, so the chosen learning rate suits the schedule

@@ -49,11 +49,19 @@ def test_in_graph_metrics_equal_the_numpy_scores():
     rng = np.random.default_rng(1)
     reference = scorer.statistics(rng.normal(size=(3000, 6)))
     features = rng.normal(size=(2000, 6)) * 1.5 + 0.5
-    fid = model.FrechetDistance(tf.constant(reference[0]), tf.constant(scorer.symmetric_root(reference[1])))
+    import keras
+
+    # variables, as in the GAN: resetting the metric (fit does, every epoch) must not zero the reference
+    mean = keras.Variable(reference[0], dtype="float64", trainable=False)
+    root = keras.Variable(scorer.symmetric_root(reference[1]), dtype="float64", trainable=False)
+    fid = model.FrechetDistance(mean, root)
+    fid.update_state(features[:10] * 100)
+    fid.reset_state()
     for chunk in np.array_split(features, 7):  # accumulated batch by batch, as validation does
         fid.update_state(chunk)
     expected = scorer.frechet_distance(scorer.statistics(features), reference)
     assert float(fid.result()) == pytest.approx(expected, rel=1e-4)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(mean), reference[0])
 
     probabilities = rng.dirichlet(np.full(10, 0.3), size=2000)
     inception = model.InceptionScore()
