@@ -41,9 +41,7 @@ def check_request(n: int, digit: int | None, conditional: bool, seed: int = 0, o
 
 def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
-    load_run(run_dir)
-    metrics = read_json(run_dir / "metrics.json")
-    conditional = bool(metrics["data"]["conditional"])
+    conditional = bool(load_run(run_dir).options.get("conditional"))
     check_request(args.n, args.digit, conditional, args.seed, args.out)
     path = saved_model_of(run_dir)
     latent_dim = int(read_json(run_dir / "hparams.json")["latent_dim"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -102,6 +103,19 @@ def test_real_digits_score_near_the_floor_noise_and_constants_far(smoke_splits):
     constant_is, constant_fid = scores(np.full(x_test.shape, 128, np.uint8))
     assert real_is > 6.0 and noise_is < 2.0 and constant_is < 1.1
     assert noise_fid > 10 * real_fid and constant_fid > 10 * real_fid
+
+
+def test_the_conditional_signature_wants_one_label_per_latent_vector(smoke_splits):
+    from projects.mnist_gan import PROJECT, export
+    from shared.runner import build_checked
+
+    splits = dataclasses.replace(smoke_splits, info={**smoke_splits.info, "conditional": True})
+    gan, _ = build_checked(PROJECT, {"latent_dim": 32}, splits)
+    serve, _, _ = export.serving_endpoint(gan, splits)
+    latent, labels = tf.zeros((3, 32)), tf.constant([1, 2], tf.int32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one label per latent vector"):
+        serve(latent, labels)
+    assert serve(latent, tf.constant([1, 2, 3]))["images"].shape == (3, 28, 28)
 
 
 # --- distribution ------------------------------------------------------------------------------------
