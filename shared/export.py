@@ -87,7 +87,8 @@ def check_in_fresh_process(
         if got.shape != expected.shape:
             raise AssertionError(f"output {name!r}: shape {got.shape} after reload, {expected.shape} before")
         if expected.dtype.kind in "SUO":  # text: equal or not
-            differences[name] = 0.0 if np.array_equal(got, expected) else float("inf")
+            same = got.astype(bytes).tolist() == expected.astype(bytes).tolist()
+            differences[name] = 0.0 if same else float("inf")
         else:
             differences[name] = float(
                 np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64)), initial=0)
@@ -124,7 +125,9 @@ def _main(argv: list[str]) -> int:
     saved_model, inputs_npz, outputs_npz, *signature = argv
     with np.load(inputs_npz) as f:
         inputs = {name: f[name] for name in f.files}
-    np.savez(outputs_npz, **serve_saved_model(Path(saved_model), inputs, *signature))
+    outputs = serve_saved_model(Path(saved_model), inputs, *signature)
+    # text comes back as an object array of bytes, which .npz holds only pickled: store it as bytes
+    np.savez(outputs_npz, **{k: v.astype(bytes) if v.dtype == object else v for k, v in outputs.items()})
     return 0
 
 

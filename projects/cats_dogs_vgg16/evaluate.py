@@ -1,0 +1,93 @@
+"""Test-set accuracy and ROC-AUC, the two phases' curves, the surest mistakes, and Grad-CAM heat maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from sklearn.metrics import log_loss, roc_auc_score
+
+from projects.cats_dogs_vgg16.model import LAST_CONV
+from shared import reporting
+from shared.config import RunConfig
+from shared.data import in_memory
+from shared.project import Splits
+
+MISTAKES_SHOWN = 16
+GRAD_CAM_SHOWN = 8
+
+
+def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    images, labels = in_memory(splits.test)
+    probabilities = model.predict(images, batch_size=64, verbose=0).astype(np.float64).reshape(-1)
+    predicted = (probabilities >= 0.5).astype(int)
+    names = splits.info["class_names"]
+    plots = run_dir / "plots"
+    reporting.plot_confusion_matrix(labels, predicted, names, plots / "confusion_matrix.png")
+    reporting.plot_score_curves(labels, {"VGG16": probabilities}, plots / "roc_curve.png", "roc")
+    plot_phases(run_dir / "history.csv", plots / "phases.png")
+
+    wrong = np.flatnonzero(predicted != labels)
+    surest = wrong[np.argsort(-np.abs(probabilities[wrong] - 0.5))][:MISTAKES_SHOWN]
+    if len(surest):
+        titles = [f"{names[labels[i]]}: p(dog) {probabilities[i]:.2f}" for i in surest]
+        reporting.image_grid(images[surest], titles, plots / "most_confident_mistakes.png")
+    shown = np.arange(min(GRAD_CAM_SHOWN, len(labels)))
+    overlays = grad_cam_overlays(model, images[shown])
+    titles = [f"{names[labels[i]]}: p(dog) {probabilities[i]:.2f}" for i in shown]
+    reporting.image_grid(overlays, titles, plots / "grad_cam.png", columns=4)
+    return {
+        "test_accuracy": float(np.mean(predicted == labels)),
+        "test_roc_auc": float(roc_auc_score(labels, probabilities)),
+        "test_loss": float(log_loss(labels, np.clip(probabilities, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "test_errors": len(wrong),
+        "test_size": len(labels),
+        "skipped_images": int(splits.info["skipped_images"]),
+    }
+
+
+def grad_cam(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al. 2017) on VGG16's last convolution, for the class each image is predicted
+    as: the feature maps weighted by the mean gradient of that class's probability. [N, h, w] in [0, 1]."""
+    network = model.network
+    probe = keras.Model(network.inputs, [network.get_layer(LAST_CONV).output, network.output])
+    with tf.GradientTape() as tape:
+        features, probability = probe(tf.constant(images), training=False)
+        score = tf.where(probability >= 0.5, probability, 1.0 - probability)
+    gradients = tape.gradient(score, features)
+    weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+    maps = tf.nn.relu(tf.reduce_sum(features * weights, axis=-1)).numpy()
+    peak = maps.max(axis=(1, 2), keepdims=True)
+    return np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
+
+
+def grad_cam_overlays(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """The images with their Grad-CAM maps laid over them in the jet colours (uint8 RGB)."""
+    maps = tf.image.resize(grad_cam(model, images)[..., None], images.shape[1:3]).numpy()[..., 0]
+    heat = plt.get_cmap("jet")(np.clip(maps, 0, 1))[..., :3] * 255
+    return np.clip(0.6 * images + 0.4 * heat, 0, 255).astype(np.uint8)
+
+
+def plot_phases(history_csv: Path, out: Path) -> Path | None:
+    """Loss and accuracy over both phases, the switch to fine-tuning marked."""
+    if not history_csv.is_file():
+        return None
+    history = pd.read_csv(history_csv)
+    epochs = history["epoch"] + 1
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, name in zip(axes, ("loss", "accuracy"), strict=True):
+        ax.plot(epochs, history[name], label="train")
+        ax.plot(epochs, history[f"val_{name}"], label="validation")
+        if "phase" in history and (history["phase"] == 2).any():
+            ax.axvline(epochs[history["phase"] == 2].min() - 0.5, color="grey", linestyle="--")
+            ax.text(0.98, 0.5, "fine-tuning ->", transform=ax.transAxes, ha="right", color="grey")
+        ax.set_title(f"{name}: feature extraction, then fine-tuning")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return reporting.save_figure(fig, out)

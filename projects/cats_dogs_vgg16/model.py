@@ -1,0 +1,147 @@
+"""VGG16 transfer learning in two phases within one `fit`: feature extraction, then fine-tuning.
+
+The network is one flat functional graph: uint8 images -> augmentation (training only) -> VGG16's own
+`preprocess_input` -> VGG16's convolutional layers (so `block5_conv3` is reachable for Grad-CAM) -> a
+small head. `TransferClassifier` wraps it and adds `PhaseSwitch` to every `fit` (train and tune alike):
+- phase 1, the first `feature_epochs` epochs: the whole base frozen, the head learns at
+  `head_learning_rate`;
+- phase 2, the rest: the last `fine_tune_blocks` convolutional blocks unfrozen, everything trainable
+  learns at `fine_tune_learning_rate` (10-100x lower, so the pretrained features are adjusted, not wiped).
+The switch follows Keras's documented way to change `trainable` during `fit` (`make_train_function(
+force=True)`). The optimizer is built for the head and the blocks to unfreeze from the start, inside the
+strategy's scope, so a checkpoint or backup holds the same variables whichever phase wrote it, and a run
+killed in either phase resumes in that phase (the phase follows from the epoch).
+"""
+
+from __future__ import annotations
+
+import keras
+import keras_tuner as kt
+from keras import layers
+
+from shared.project import Splits
+
+LAST_CONV = "block5_conv3"  # VGG16's last convolution: Grad-CAM's layer
+
+
+@keras.saving.register_keras_serializable(package="cats_dogs_vgg16")
+class VGGPreprocess(layers.Layer):
+    """`keras.applications.vgg16.preprocess_input` as a layer: RGB 0-255 -> BGR minus ImageNet's means."""
+
+    def call(self, images):
+        return keras.applications.vgg16.preprocess_input(images)
+
+
+def build_network(size: int, weights_path: str | None, units: int, dropout: float) -> keras.Model:
+    base = keras.applications.VGG16(include_top=False, weights=weights_path, input_shape=(size, size, 3))
+    images = keras.Input((size, size, 3), dtype="uint8", name="image")
+    x = layers.Rescaling(1.0, name="to_float")(images)  # uint8 -> float32, still 0-255
+    x = layers.RandomFlip("horizontal", name="flip")(x)  # augmentation: active in training only
+    x = layers.RandomRotation(0.1, fill_mode="reflect", name="rotate")(x)
+    x = layers.RandomZoom(0.2, fill_mode="reflect", name="zoom")(x)
+    x = VGGPreprocess(name="vgg16_preprocess")(x)
+    for layer in base.layers[1:]:  # VGG16 is a chain: the same layers (names, weights) in this one graph
+        copy = layer.__class__.from_config(layer.get_config())
+        x = copy(x)
+        copy.set_weights(layer.get_weights())
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout, name="head_dropout_1")(x)
+    x = layers.Dense(units, activation="relu", name="head_dense")(x)
+    x = layers.Dropout(dropout, name="head_dropout_2")(x)
+    probability = layers.Dense(1, activation="sigmoid", dtype="float32", name="dog_probability")(x)
+    return keras.Model(images, probability, name="vgg16_cats_dogs")
+
+
+def block_layers(network: keras.Model, blocks: range) -> list[keras.layers.Layer]:
+    return [layer for layer in network.layers if any(layer.name.startswith(f"block{b}_") for b in blocks)]
+
+
+class PhaseSwitch(keras.callbacks.Callback):
+    """Sets the phase at the start of each epoch; logs `phase` and `learning_rate` into the history."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.set_phase(2 if epoch >= self.model.feature_epochs and self.model.fine_tune_blocks else 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["phase"] = self.model.phase
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+@keras.saving.register_keras_serializable(package="cats_dogs_vgg16")
+class TransferClassifier(keras.Model):
+    def __init__(
+        self,
+        network: keras.Model,
+        feature_epochs: int = 5,
+        fine_tune_blocks: int = 1,
+        head_learning_rate: float = 1e-3,
+        fine_tune_learning_rate: float = 1e-5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.network = network
+        self.feature_epochs, self.fine_tune_blocks = feature_epochs, fine_tune_blocks
+        self.head_learning_rate, self.fine_tune_learning_rate = head_learning_rate, fine_tune_learning_rate
+        self.base_layers = block_layers(network, range(1, 6))
+        self.fine_tune_layers = block_layers(network, range(6 - fine_tune_blocks, 6))
+        self.phase = 1
+        for layer in self.base_layers:
+            layer.trainable = False
+        self.built = True  # the network is a built functional model
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "network": keras.saving.serialize_keras_object(self.network),
+            "feature_epochs": self.feature_epochs,
+            "fine_tune_blocks": self.fine_tune_blocks,
+            "head_learning_rate": self.head_learning_rate,
+            "fine_tune_learning_rate": self.fine_tune_learning_rate,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config["network"] = keras.saving.deserialize_keras_object(config["network"])
+        return cls(**config)
+
+    def call(self, images, training=False):
+        return self.network(images, training=training)
+
+    def set_phase(self, phase: int) -> None:
+        rate = self.head_learning_rate if phase == 1 else self.fine_tune_learning_rate
+        self.optimizer.learning_rate = rate  # every epoch: a resumed run's restored rate is overwritten
+        if phase != self.phase:
+            for layer in self.fine_tune_layers:
+                layer.trainable = phase == 2
+            self.phase = phase
+            self.make_train_function(force=True)  # the next step traces with the new trainable set
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        return super().fit(*args, callbacks=[PhaseSwitch(), *(callbacks or [])], **kwargs)
+
+    def build_optimizer(self) -> None:
+        """Builds the optimizer for the head and the blocks phase 2 unfreezes (inside the scope)."""
+        head = [v for v in self.network.trainable_variables]  # the base is frozen here: the head alone
+        tuned = [v for layer in self.fine_tune_layers for v in layer.weights]
+        self.optimizer.build(head + tuned)
+
+
+def build_model(hp: kt.HyperParameters, splits: Splits) -> TransferClassifier:
+    units = hp.Int("head_units", 64, 512, step=64, default=256)
+    dropout = hp.Float("dropout", 0.0, 0.6, step=0.1, default=0.5)
+    head_rate = hp.Float("head_learning_rate", 1e-4, 3e-3, sampling="log", default=1e-3)
+    tune_rate = hp.Float("fine_tune_learning_rate", 1e-6, 1e-4, sampling="log", default=1e-5)
+    blocks = hp.Int("fine_tune_blocks", 0, 5, default=1)
+    feature_epochs = hp.Int("feature_epochs", 1, 10, default=5)
+    hp.Int("batch_size", 16, 64, step=16, default=32)  # per replica: read by the data pipeline
+
+    network = build_network(int(splits.info["image_size"]), splits.info["weights_path"], units, dropout)
+    model = TransferClassifier(network, feature_epochs, blocks, head_rate, tune_rate)
+    model.compile(
+        optimizer=keras.optimizers.Adam(head_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy", keras.metrics.AUC(name="auc")],
+    )
+    model.build_optimizer()
+    return model
