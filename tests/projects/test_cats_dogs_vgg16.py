@@ -264,3 +264,34 @@ def test_a_run_killed_in_phase_2_resumes_in_phase_2(tmp_path):
     assert history.history["phase"] == [2]
     assert recorder.trainable[0]["block5_conv3"] and not recorder.trainable[0]["block4_conv3"]
     assert float(classifier.optimizer.learning_rate) == pytest.approx(1e-5)
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_full_petimages_from_its_folder_or_zip(tmp_path, as_zip):
+    """Kaggle's layout, its Thumbs.db and corrupt files included: split 80/10/10 by name, bad ones counted."""
+    files = {}
+    for label, kind in enumerate(("Cat", "Dog")):
+        for i, encoded in enumerate(pets(label, 30, seed=label)):
+            files[f"PetImages/{kind}/{i}.jpg"] = encoded
+    files["PetImages/Cat/666.jpg"] = b""  # as in the real set: an empty file, and Windows' thumbnail cache
+    files["PetImages/Dog/Thumbs.db"] = b"\xd0\xcf\x11\xe0 not an image"
+    folder = tmp_path / "cats_and_dogs"
+    folder.mkdir()
+    if as_zip:
+        with zipfile.ZipFile(folder / data.FULL.filename, "w") as archive:
+            for name, content in files.items():
+                archive.writestr(name, content)
+    else:
+        for name, content in files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(content)
+    options = {"dataset": "full", "weights": "none", "image_size": 32}
+    splits = data.load(
+        RunConfig(project="x", data_dir=str(tmp_path), lr_schedule="constant", options=options)
+    )
+    info = splits.info
+    assert (
+        info["skipped_images"] == 2 and info["train_size"] + info["validation_size"] + info["test_size"] == 60
+    )
+    assert info["test_size"] >= 1 and info["validation_size"] >= 1 and info["train_size"] >= 40
+    assert {data.hashed_split(name) for name in files} == {"train", "validation", "test"}
