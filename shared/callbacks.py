@@ -63,12 +63,17 @@ def _finite(value) -> bool:
         return True
 
 
-def earlier_values(history_csv: Path, monitor: str) -> list[float]:
-    """The finite `monitor` values, epoch by epoch, of an earlier part of this run (empty for a new run)."""
+def earlier_values(history_csv: Path, monitor: str, from_epoch: int = 0) -> list[float]:
+    """The finite `monitor` values, epoch by epoch from `from_epoch`, of an earlier part of this run
+    (empty for a new run)."""
     if not history_csv.is_file():
         return []
     with history_csv.open(newline="") as f:
-        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor) not in (None, "")]
+        values = [
+            float(row[monitor])
+            for row in csv.DictReader(f)
+            if row.get(monitor) not in (None, "") and int(row.get("epoch") or 0) >= from_epoch
+        ]
     return [v for v in values if np.isfinite(v)]
 
 
@@ -89,7 +94,8 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        earlier = earlier_values(self.history_csv, self.monitor)
+        # the epochs before `start_from_epoch` never counted, as in EarlyStopping.on_epoch_end
+        earlier = earlier_values(self.history_csv, self.monitor, self.start_from_epoch)
         if earlier and self.monitor_op is None:
             self._set_monitor_op()  # needs no model: the mode is always given
         for value in earlier:  # the same bookkeeping as EarlyStopping.on_epoch_end

@@ -17,6 +17,7 @@ import hashlib
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -43,8 +44,14 @@ FULL_FOLDER = "PetImages"  # <data-dir>/cats_and_dogs/PetImages/{Cat,Dog}/*.jpg,
 SMOKE_SIZES = {"train": 96, "validation": 32, "test": 32}
 SKIPPED_NAMED = 20  # how many skipped files metrics.json names
 
-# (split, label, name, encoded bytes) for every file in the dataset's class folders
-Entry = tuple[str, int, str, bytes]
+
+class Entry(NamedTuple):
+    """One file of the dataset's class folders."""
+
+    split: str  # train, validation or test
+    label: int  # 0 cat, 1 dog
+    name: str
+    data: bytes  # encoded, as in the file
 
 
 def decode_image(encoded: tf.Tensor, size: int) -> tf.Tensor:
@@ -56,19 +63,18 @@ def decode_image(encoded: tf.Tensor, size: int) -> tf.Tensor:
 
 def decode_all(encoded: list[bytes], size: int) -> tuple[np.ndarray, np.ndarray]:
     """Decodes in parallel; returns the images and the indices of the files that decoded."""
+    images = np.empty((len(encoded), size, size, 3), np.uint8)  # filled in place: no second copy
     if not encoded:
-        return np.zeros((0, size, size, 3), np.uint8), np.zeros(0, np.int64)
+        return images, np.zeros(0, np.int64)
     indexed = tf.data.Dataset.from_tensor_slices((np.arange(len(encoded)), tf.constant(encoded)))
     decoded = indexed.map(
         lambda i, data: (i, decode_image(data, size)), num_parallel_calls=tf.data.AUTOTUNE
     ).ignore_errors()  # a file that fails to decode drops out; its index is what tells us which
-    kept, images = [], []
+    kept = []
     for index, image in decoded.as_numpy_iterator():
+        images[len(kept)] = image
         kept.append(index)
-        images.append(image)
-    if not images:
-        return np.zeros((0, size, size, 3), np.uint8), np.zeros(0, np.int64)
-    return np.stack(images), np.asarray(kept)
+    return images[: len(kept)], np.asarray(kept, np.int64)
 
 
 def filtered_entries(zip_path: Path) -> Iterator[Entry]:
@@ -83,22 +89,24 @@ def filtered_entries(zip_path: Path) -> Iterator[Entry]:
                     raise UserError(f"{zip_path} has no {prefix} folder: not the cats_and_dogs_filtered zip")
                 for i, name in enumerate(members):
                     held_out = "validation" if i < len(members) // 2 else "test"
-                    yield ("train" if folder == "train" else held_out), label, name, archive.read(name)
+                    yield Entry("train" if folder == "train" else held_out, label, name, archive.read(name))
 
 
 def full_entries(root: Path | None, zip_path: Path | None) -> Iterator[Entry]:
-    """PetImages/{Cat,Dog}/* from the folder or the zip; the split is a stable hash of the file name."""
+    """PetImages/{Cat,Dog}/* from the folder or the zip. Named `Cat/1.jpg` either way, so the split, a
+    stable hash of that name, is the same whether the zip was extracted or not."""
     if root is not None:
         files = sorted(p for p in root.glob("*/*") if p.is_file() and p.parent.name in ("Cat", "Dog"))
         for path in files:
             name = f"{path.parent.name}/{path.name}"
-            yield hashed_split(name), int(path.parent.name == "Dog"), name, path.read_bytes()
+            yield Entry(hashed_split(name), int(path.parent.name == "Dog"), name, path.read_bytes())
         return
     with zipfile.ZipFile(zip_path) as archive:
-        for name in sorted(archive.namelist()):
-            parts = name.split("/")
+        for member in sorted(archive.namelist()):
+            parts = member.split("/")
             if len(parts) == 3 and parts[0] == FULL_FOLDER and parts[1] in ("Cat", "Dog") and parts[2]:
-                yield hashed_split(name), int(parts[1] == "Dog"), name, archive.read(name)
+                name = f"{parts[1]}/{parts[2]}"
+                yield Entry(hashed_split(name), int(parts[1] == "Dog"), name, archive.read(member))
 
 
 def hashed_split(name: str) -> str:
@@ -156,12 +164,13 @@ def smoke_entries(cfg: RunConfig) -> list[Entry]:
     for split, count in SMOKE_SIZES.items():
         labels = np.arange(count) % 2
         for i, image in enumerate(draw_pets(labels, 64, rng)):
-            entries.append((split, int(labels[i]), f"{split}/{i}.jpg", encode_jpeg(image)))
+            entries.append(Entry(split, int(labels[i]), f"{split}/{i}.jpg", encode_jpeg(image)))
     return entries
 
 
 def load(cfg: RunConfig) -> Splits:
-    size = cfg.options.get("image_size") or (64 if cfg.smoke else 224)
+    size = cfg.options.get("image_size")
+    size = (64 if cfg.smoke else 224) if size is None else size
     if not 32 <= size <= 512:
         raise UserError(f"--image-size must be 32-512 (VGG16 needs at least 32); got {size}")
     if cfg.lr_schedule != "constant":
@@ -169,17 +178,18 @@ def load(cfg: RunConfig) -> Splits:
             "cats_dogs_vgg16 sets its learning rate per phase (head_learning_rate, then "
             f"fine_tune_learning_rate); use --lr-schedule constant (got {cfg.lr_schedule})"
         )
-    weights_path = weights.resolve(cfg.options.get("weights", "imagenet"))  # before the slow decoding
     if cfg.smoke:
         entries, source = smoke_entries(cfg), "generated stripes (--smoke)"
     else:
         entries, source = entries_for(cfg)
-    images, kept = decode_all([entry[3] for entry in entries], size)
-    splits_of = np.array([entry[0] for entry in entries])[kept]
-    labels = np.array([entry[1] for entry in entries], np.int32)[kept]
+    images, kept = decode_all([entry.data for entry in entries], size)
+    splits_of = np.array([entry.split for entry in entries])[kept]
+    labels = np.array([entry.label for entry in entries], np.int32)[kept]
     skipped = sorted(set(range(len(entries))) - set(kept.tolist()))
+    names = [entries[i].name for i in skipped]
+    del entries  # the encoded files: the decoded images are all that is needed now
     if skipped:
-        print(f"skipped {len(skipped)} file(s) that do not decode as images, e.g. {entries[skipped[0]][2]}")
+        print(f"skipped {len(skipped)} file(s) that do not decode as images, e.g. {names[0]}")
     datasets, info = {}, {}
     for split in ("train", "validation", "test"):
         chosen = splits_of == split
@@ -192,9 +202,9 @@ def load(cfg: RunConfig) -> Splits:
         source=source,
         class_names=list(CLASS_NAMES),
         image_size=size,
-        weights=cfg.options.get("weights", "imagenet"),
-        weights_path=weights_path,
+        weights=weights.option(cfg),
         skipped_images=len(skipped),
-        skipped_files=[entries[i][2] for i in skipped[:SKIPPED_NAMED]],
+        skipped_files=names[:SKIPPED_NAMED],
     )
-    return Splits(datasets["train"], datasets["validation"], datasets["test"], info=info)
+    # cache_train=False: the images are in memory already; a tf.data cache would only copy them
+    return Splits(datasets["train"], datasets["validation"], datasets["test"], info=info, cache_train=False)

@@ -35,7 +35,9 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
     wrong = np.flatnonzero(predicted != labels)
     surest = wrong[np.argsort(-np.abs(probabilities[wrong] - 0.5))][:MISTAKES_SHOWN]
     if len(surest):
-        titles = [f"{names[labels[i]]}: p(dog) {probabilities[i]:.2f}" for i in surest]
+        titles = [
+            f"{names[labels[i]]} as {names[predicted[i]]}, p(dog) {probabilities[i]:.2f}" for i in surest
+        ]
         reporting.image_grid(images[surest], titles, plots / "most_confident_mistakes.png")
     shown = np.arange(min(GRAD_CAM_SHOWN, len(labels)))
     overlays = grad_cam_overlays(model, images[shown])

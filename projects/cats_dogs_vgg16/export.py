@@ -32,4 +32,6 @@ def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
     images, _ = in_memory(splits.test.take(EXAMPLES))
     files = [encode_jpeg(image) for image in images[:-1]]
     files.append(tf.io.encode_png(images[-1]).numpy())  # PNG too: the signature takes either
+    # fixed-width bytes (an .npz holds object arrays only pickled) drop trailing NULs: safe for JPEG and
+    # PNG, which end in a marker and a checksum
     return serve, signature, {"image_bytes": np.array(files, dtype=object).astype(bytes)}

@@ -19,6 +19,8 @@ import keras
 import keras_tuner as kt
 from keras import layers
 
+from projects.cats_dogs_vgg16 import weights
+from shared.config import UserError
 from shared.project import Splits
 
 LAST_CONV = "block5_conv3"  # VGG16's last convolution: Grad-CAM's layer
@@ -33,7 +35,13 @@ class VGGPreprocess(layers.Layer):
 
 
 def build_network(size: int, weights_path: str | None, units: int, dropout: float) -> keras.Model:
-    base = keras.applications.VGG16(include_top=False, weights=weights_path, input_shape=(size, size, 3))
+    try:
+        base = keras.applications.VGG16(include_top=False, weights=weights_path, input_shape=(size, size, 3))
+    except (OSError, ValueError) as e:
+        raise UserError(
+            f"{weights_path} does not load as VGG16's convolutional weights ({str(e)[:200]}); "
+            f"--weights takes Keras's {weights.FILENAME}"
+        ) from e
     images = keras.Input((size, size, 3), dtype="uint8", name="image")
     x = layers.Rescaling(1.0, name="to_float")(images)  # uint8 -> float32, still 0-255
     x = layers.RandomFlip("horizontal", name="flip")(x)  # augmentation: active in training only
@@ -52,15 +60,17 @@ def build_network(size: int, weights_path: str | None, units: int, dropout: floa
     return keras.Model(images, probability, name="vgg16_cats_dogs")
 
 
-def block_layers(network: keras.Model, blocks: range) -> list[keras.layers.Layer]:
-    return [layer for layer in network.layers if any(layer.name.startswith(f"block{b}_") for b in blocks)]
+def block_names(network: keras.Model, blocks: range) -> tuple[str, ...]:
+    return tuple(
+        layer.name for layer in network.layers if any(layer.name.startswith(f"block{b}_") for b in blocks)
+    )
 
 
 class PhaseSwitch(keras.callbacks.Callback):
     """Sets the phase at the start of each epoch; logs `phase` and `learning_rate` into the history."""
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.model.set_phase(2 if epoch >= self.model.feature_epochs and self.model.fine_tune_blocks else 1)
+        self.model.set_phase(epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -83,11 +93,12 @@ class TransferClassifier(keras.Model):
         self.network = network
         self.feature_epochs, self.fine_tune_blocks = feature_epochs, fine_tune_blocks
         self.head_learning_rate, self.fine_tune_learning_rate = head_learning_rate, fine_tune_learning_rate
-        self.base_layers = block_layers(network, range(1, 6))
-        self.fine_tune_layers = block_layers(network, range(6 - fine_tune_blocks, 6))
+        # names, not layers: a list of layers would be tracked (and saved) a second time
+        self.base_names = block_names(network, range(1, 6))
+        self.fine_tune_names = block_names(network, range(6 - fine_tune_blocks, 6))
         self.phase = 1
-        for layer in self.base_layers:
-            layer.trainable = False
+        for name in self.base_names:
+            network.get_layer(name).trainable = False
         self.built = True  # the network is a built functional model
 
     def get_config(self):
@@ -102,28 +113,55 @@ class TransferClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config["network"] = keras.saving.deserialize_keras_object(config["network"])
+        config = {**config, "network": keras.saving.deserialize_keras_object(config["network"])}
         return cls(**config)
+
+    def compile_from_config(self, config):
+        """On reload: compile, then build the optimizer as `build_model` does, for its saved state."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        self.build_optimizer()
 
     def call(self, images, training=False):
         return self.network(images, training=training)
 
-    def set_phase(self, phase: int) -> None:
-        rate = self.head_learning_rate if phase == 1 else self.fine_tune_learning_rate
-        self.optimizer.learning_rate = rate  # every epoch: a resumed run's restored rate is overwritten
+    def set_phase(self, epoch: int) -> None:
+        """Phase 2 from epoch `feature_epochs` on (when there are blocks to unfreeze), phase 1 before."""
+        phase = 2 if epoch >= self.feature_epochs and self.fine_tune_blocks else 1
+        if phase == 2 and epoch == self.feature_epochs:
+            self.reset_optimizer()  # phase 2 starts as if compiled afresh (not when resumed past its start)
+        # every epoch: the rate a resumed run's backup restored is overwritten with the phase's own
+        self.optimizer.learning_rate = self.head_learning_rate if phase == 1 else self.fine_tune_learning_rate
         if phase != self.phase:
-            for layer in self.fine_tune_layers:
-                layer.trainable = phase == 2
+            for name in self.fine_tune_names:
+                self.network.get_layer(name).trainable = phase == 2
             self.phase = phase
             self.make_train_function(force=True)  # the next step traces with the new trainable set
 
+    def reset_optimizer(self) -> None:
+        """Zeroes Adam's step count and moments, as the documented recipe's new optimizer would have
+        them. Kept, the step count would make Adam's bias correction scale the unfrozen block's first
+        updates 3-6x past the fine-tuning rate."""
+        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)  # a loss-scale wrapper's own
+        for variable in optimizer.variables:  # state (its scale) is left alone
+            variable.assign(keras.ops.zeros_like(variable))
+
     def fit(self, *args, callbacks=None, **kwargs):
-        return super().fit(*args, callbacks=[PhaseSwitch(), *(callbacks or [])], **kwargs)
+        callbacks = list(callbacks or [])
+        if self.fine_tune_blocks:
+            epochs = kwargs.get("epochs", 1)
+            if epochs <= self.feature_epochs:
+                print(f"note: {epochs} epoch(s), feature_epochs {self.feature_epochs}: no fine-tuning")
+            for callback in callbacks:  # never stop before fine-tuning has had its chance
+                if isinstance(callback, keras.callbacks.EarlyStopping):
+                    callback.start_from_epoch = max(callback.start_from_epoch, self.feature_epochs)
+        return super().fit(*args, callbacks=[PhaseSwitch(), *callbacks], **kwargs)
 
     def build_optimizer(self) -> None:
-        """Builds the optimizer for the head and the blocks phase 2 unfreezes (inside the scope)."""
-        head = [v for v in self.network.trainable_variables]  # the base is frozen here: the head alone
-        tuned = [v for layer in self.fine_tune_layers for v in layer.weights]
+        """Builds the optimizer for the head and the blocks phase 2 unfreezes (inside the scope), so its
+        state is the same whichever phase saved it."""
+        base = {id(v) for name in self.base_names for v in self.network.get_layer(name).weights}
+        head = [v for v in self.network.trainable_variables if id(v) not in base]
+        tuned = [v for name in self.fine_tune_names for v in self.network.get_layer(name).weights]
         self.optimizer.build(head + tuned)
 
 
@@ -131,13 +169,15 @@ def build_model(hp: kt.HyperParameters, splits: Splits) -> TransferClassifier:
     units = hp.Int("head_units", 64, 512, step=64, default=256)
     dropout = hp.Float("dropout", 0.0, 0.6, step=0.1, default=0.5)
     head_rate = hp.Float("head_learning_rate", 1e-4, 3e-3, sampling="log", default=1e-3)
-    tune_rate = hp.Float("fine_tune_learning_rate", 1e-6, 1e-4, sampling="log", default=1e-5)
+    # phase 2's rate as a fraction of the head's: the 10-100x lower rate fine-tuning needs
+    factor = hp.Float("fine_tune_factor", 0.01, 0.1, sampling="log", default=0.01)
     blocks = hp.Int("fine_tune_blocks", 0, 5, default=1)
     feature_epochs = hp.Int("feature_epochs", 1, 10, default=5)
     hp.Int("batch_size", 16, 64, step=16, default=32)  # per replica: read by the data pipeline
 
-    network = build_network(int(splits.info["image_size"]), splits.info["weights_path"], units, dropout)
-    model = TransferClassifier(network, feature_epochs, blocks, head_rate, tune_rate)
+    weights_path = weights.resolve(splits.info["weights"])
+    network = build_network(int(splits.info["image_size"]), weights_path, units, dropout)
+    model = TransferClassifier(network, feature_epochs, blocks, head_rate, head_rate * factor)
     model.compile(
         optimizer=keras.optimizers.Adam(head_rate),
         loss="binary_crossentropy",

@@ -20,7 +20,9 @@ from PIL import Image
 from projects.cats_dogs_vgg16.data import decode_image
 from shared.export import saved_model_of, serve_saved_model
 
-FORMATS = ("JPEG", "PNG", "GIF", "BMP")  # what tf.io.decode_image reads
+# what tf.io.decode_image reads, as Pillow names them (MPO: a JPEG holding several pictures, as cameras write)
+FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "WEBP", "JXL")
+BATCH = 16  # files per call of the signature: a batch of 224x224 images through VGG16 takes ~0.2 GB each
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo decodes to 120 MB; past that, resize the file first
 
 
@@ -33,7 +35,10 @@ def read_image_file(path: str) -> bytes:
     file = Path(path)
     if not file.is_file():
         raise ImageError("no such file")
-    data = file.read_bytes()
+    try:
+        data = file.read_bytes()
+    except OSError as e:  # a folder, no permission...
+        raise ImageError(f"cannot be read ({e.strerror})") from e
     if not data:
         raise ImageError("empty file, not an image")
     try:
@@ -42,9 +47,9 @@ def read_image_file(path: str) -> bytes:
     except Image.DecompressionBombError as e:
         raise ImageError(f"too large to decode safely ({e})") from e
     except (Image.UnidentifiedImageError, OSError) as e:
-        raise ImageError(f"not an image file ({', '.join(FORMATS)} are read)") from e
+        raise ImageError("not an image file (JPEG, PNG, GIF, BMP and WebP are read)") from e
     if kind not in FORMATS:
-        raise ImageError(f"a {kind} image; the model reads {', '.join(FORMATS)}: convert it first")
+        raise ImageError(f"a {kind} image; convert it to JPEG or PNG first")
     if width * height > MAX_PIXELS:
         raise ImageError(f"{width}x{height} pixels is over the {MAX_PIXELS:,}-pixel limit; resize it first")
     try:
@@ -57,7 +62,7 @@ def read_image_file(path: str) -> bytes:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="a run folder (holding saved_model/)")
-    parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, GIF, BMP), any size")
+    parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, GIF, BMP, WebP), any size")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,11 +74,12 @@ def run(args: argparse.Namespace) -> int:
         except ImageError as e:
             print(f"error: {path}: {e}", file=sys.stderr)
             failed += 1
-    if readable:
-        files = np.array([data for _, data in readable], dtype=object)
+    for start in range(0, len(readable), BATCH):
+        chunk = readable[start : start + BATCH]
+        files = np.array([data for _, data in chunk], dtype=object)  # object: bytes kept whole
         outputs = serve_saved_model(saved_model, {"image_bytes": files})
         for (path, _), label, probability in zip(
-            readable, outputs["label"], outputs["dog_probability"], strict=True
+            chunk, outputs["label"], outputs["dog_probability"], strict=True
         ):
-            print(f"{path}: {label.decode()} (p(dog)={probability:.3f})")
+            print(f"{path}: {label.decode()} (p(dog)={probability:.3f})", flush=True)
     return 1 if failed else 0

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import keras
 
-from shared.config import UserError
+from shared.config import RunConfig, UserError
 
 FILENAME = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg16/{FILENAME}"
@@ -28,17 +29,38 @@ def missing_message(problem: str) -> str:
     )
 
 
+def option(cfg: RunConfig) -> str:
+    """--weights as given; unset, `imagenet`, or `none` under --smoke (which needs no files at all)."""
+    given = cfg.options.get("weights")
+    return given if given is not None else ("none" if cfg.smoke else "imagenet")
+
+
+def md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def resolve(option: str) -> str | None:
-    """The weights file to load (None for random weights); an unavailable file is a UserError."""
+    """The weights file to load (None for random weights); an unavailable file is a UserError.
+
+    Called by `build_model` (train and tune), never by `evaluate` or `export`: a trained run's
+    model.keras holds every weight it needs."""
     if option == "none":
         return None
     if option != "imagenet":
         path = Path(option).expanduser()
         if not path.is_file():
             raise UserError(missing_message(f"--weights {option} is not a file"))
+        if md5(path) != MD5:
+            print(f"warning: {path} is not Keras's {FILENAME} (its md5 differs); loading it anyway")
         return str(path.resolve())
     cached = keras_cache() / FILENAME
     if cached.is_file():
+        if md5(cached) != MD5:  # e.g. a download cut short
+            raise UserError(missing_message(f"{cached} is there but its md5 is {md5(cached)}"))
         return str(cached)
     if os.environ.get("DATA_OFFLINE"):
         raise UserError(missing_message(f"it is not in {keras_cache()} and DATA_OFFLINE is set"))

@@ -68,6 +68,9 @@ def test_early_stopping_patience_counts_epochs_before_a_resume(tmp_path):
     fresh = ResumableEarlyStopping(tmp_path / "none.csv", monitor="val_loss", mode="min", patience=2)
     fresh.on_train_begin()
     assert fresh.best is None and fresh.wait == 0
+    late = ResumableEarlyStopping(history, monitor="val_loss", mode="min", patience=2, start_from_epoch=2)
+    late.on_train_begin()  # epochs 0 and 1 came before it started watching: only epoch 2 counts
+    assert late.best == 0.45 and late.wait == 0
 
 
 def nan_project() -> Project:
