@@ -125,8 +125,8 @@ def _main(argv: list[str]) -> int:
     saved_model, inputs_npz, outputs_npz, *signature = argv
     with np.load(inputs_npz) as f:
         inputs = {name: f[name] for name in f.files}
-    outputs = serve_saved_model(Path(saved_model), inputs, *signature)
-    # text comes back as an object array of bytes, which .npz holds only pickled: store it as bytes
+    outputs = {k: np.asarray(v) for k, v in serve_saved_model(Path(saved_model), inputs, *signature).items()}
+    # a batch of text comes back as an object array of bytes, which .npz holds only pickled: store bytes
     np.savez(outputs_npz, **{k: v.astype(bytes) if v.dtype == object else v for k, v in outputs.items()})
     return 0
 

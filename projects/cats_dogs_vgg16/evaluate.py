@@ -83,8 +83,8 @@ def plot_phases(history_csv: Path, out: Path) -> Path | None:
     epochs = history["epoch"] + 1
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, name in zip(axes, ("loss", "accuracy"), strict=True):
-        ax.plot(epochs, history[name], label="train")
-        ax.plot(epochs, history[f"val_{name}"], label="validation")
+        ax.plot(epochs, history[name], marker="o", label="train")
+        ax.plot(epochs, history[f"val_{name}"], marker="o", label="validation")
         if "phase" in history and (history["phase"] == 2).any():
             ax.axvline(epochs[history["phase"] == 2].min() - 0.5, color="grey", linestyle="--")
             ax.text(0.98, 0.5, "fine-tuning ->", transform=ax.transAxes, ha="right", color="grey")
