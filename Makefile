@@ -50,8 +50,11 @@ compare-%: $(STAMP) ## a project's model comparison: make compare-imdb_gru ARGS=
 run-%: $(STAMP) ## any other project command: make run-autoencoder_anomaly ARGS="category realKnownCause"
 	$(PY) -m projects.$* $(ARGS)
 
-test: $(STAMP) ## the whole test suite: no network, no dataset mirror
-	$(PY) -m pytest $(ARGS)
+# two test processes: much of a test's time is one Python thread (imports, tracing, a subprocess starting),
+# so two of them keep 2 cores busy; a test file stays in one process (--dist loadfile) with its fixtures
+TEST_WORKERS ?= 2
+test: $(STAMP) ## the whole test suite: no network, no dataset mirror (TEST_WORKERS=0: one process)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check .

@@ -15,9 +15,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--weights",
-        default="imagenet",
         help="imagenet (Keras's cache, downloaded when online), a path to Keras's "
-        "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5, or none (default: %(default)s)",
+        "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5, or none (default: imagenet; none with --smoke)",
     )
     parser.add_argument(
         "--image-size",

@@ -316,6 +316,12 @@ def test_evaluate_reloads_a_finished_run_without_the_weights_file(trained):
 
 
 def test_smoke_needs_no_weights_file():
+    from projects.cats_dogs_vgg16 import PROJECT
+    from shared.cli import build_parser, config_from_args
+
+    for command in ("train", "tune"):
+        args = build_parser(PROJECT).parse_args([command, "--smoke"])
+        assert weights.option(config_from_args(PROJECT, args)) == "none", command
     assert weights.option(RunConfig(project="x", smoke=True)) == "none"
     assert weights.option(RunConfig(project="x")) == "imagenet"
     assert weights.option(RunConfig(project="x", smoke=True, options={"weights": "imagenet"})) == "imagenet"
