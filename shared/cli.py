@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.config import (
     LR_SCHEDULES,
@@ -20,6 +21,24 @@ from shared.config import (
     parse_hparam_assignment,
 )
 from shared.project import Project
+
+T = TypeVar("T")
+
+
+def read_each(
+    paths: list[str], read: Callable[[str], T], problem: type[Exception]
+) -> tuple[list[tuple[str, T]], int]:
+    """`read` for every input file of a `predict`: the (path, value) pairs it read, and how many failed.
+
+    Each `problem` prints one `error: PATH: why` line, so one bad file never stops the others."""
+    readable, failed = [], 0
+    for path in paths:
+        try:
+            readable.append((path, read(path)))
+        except problem as e:
+            print(f"error: {path}: {e}", file=sys.stderr)
+            failed += 1
+    return readable, failed
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:

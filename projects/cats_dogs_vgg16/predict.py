@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import io
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import tensorflow as tf
 from PIL import Image
 
 from projects.cats_dogs_vgg16.data import decode_image
+from shared.cli import read_each
 from shared.export import saved_model_of, serve_saved_model
 
 # what tf.io.decode_image reads, as Pillow names them (MPO: a JPEG holding several pictures, as cameras write)
@@ -67,13 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     saved_model = saved_model_of(Path(args.run))
-    readable, failed = [], 0
-    for path in args.images:
-        try:
-            readable.append((path, read_image_file(path)))
-        except ImageError as e:
-            print(f"error: {path}: {e}", file=sys.stderr)
-            failed += 1
+    readable, failed = read_each(args.images, read_image_file, ImageError)
     for start in range(0, len(readable), BATCH):
         chunk = readable[start : start + BATCH]
         files = np.array([data for _, data in chunk], dtype=object)  # object: bytes kept whole

@@ -7,12 +7,12 @@ background, the digit scaled to fit 20x20 and centred by its centre of mass in a
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from shared.cli import read_each
 from shared.export import saved_model_of, serve_saved_model
 
 
@@ -66,13 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     saved_model = saved_model_of(Path(args.run))
-    readable, failed = [], 0
-    for path in args.images:
-        try:
-            readable.append((path, read_digit(path)))
-        except ImageError as e:
-            print(f"error: {path}: {e}", file=sys.stderr)
-            failed += 1
+    readable, failed = read_each(args.images, read_digit, ImageError)
     if readable:
         outputs = serve_saved_model(saved_model, {"images": np.stack([image for _, image in readable])})
         for (path, _), digit, probabilities in zip(
