@@ -23,7 +23,7 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     embedding = hp.Int("embedding", 32, 256, step=32, default=64)
     cell = hp.Choice("cell", list(RNN_CELLS), default="lstm")
     depth = hp.Int("layers", 1, 3, default=2)
-    units = hp.Int("units", 128, 768, step=128, default=384)
+    units = hp.Int("units", 128, 768, step=128, default=512)
     dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.4)
     learning_rate = hp.Float("learning_rate", 3e-4, 1e-2, sampling="log", default=2e-3)
     clipnorm = hp.Float("clipnorm", 0.5, 5.0, default=1.0)
