@@ -92,8 +92,12 @@ def batched(
     seed: int,
     cache: bool = True,
     preprocess: Callable | None = None,
+    bucket_by_length: tuple[Callable[[Any], tf.Tensor], tuple[int, ...]] | None = None,
 ) -> tf.data.Dataset:
     """cache -> shuffle -> batch (global size) -> preprocess -> prefetch, for one split of examples.
+
+    `bucket_by_length` (the length of an example's features, bucket boundaries) batches examples of
+    similar length together: every batch is still the global size, except the last one of each bucket.
 
     `preprocess` (a split's adapted preprocessor) maps each batch of raw features, leaving the label and
     any sample weight as they are; it runs batched because its lookups are much faster on batches.
@@ -107,7 +111,15 @@ def batched(
         size = int(dataset.cardinality())
         buffer = size if 0 < size <= 100_000 else 10_000
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(global_batch_size)
+    if bucket_by_length is None:
+        dataset = dataset.batch(global_batch_size)
+    else:
+        length, boundaries = bucket_by_length
+        dataset = dataset.bucket_by_sequence_length(
+            lambda features, *rest: tf.cast(length(features), tf.int32),
+            list(boundaries),
+            [global_batch_size] * (len(boundaries) + 1),
+        )
     if preprocess is not None:
         dataset = dataset.map(
             lambda features, *rest: (preprocess(features), *rest), num_parallel_calls=tf.data.AUTOTUNE

@@ -38,6 +38,9 @@ class Splits:
     # False when the training examples change from epoch to epoch (char_lstm starts its chunks at a new
     # offset each epoch): a cache would replay the first epoch's examples forever
     cache_train: bool = True
+    # (length of one example's features, bucket boundaries): training batches then hold examples of similar
+    # length (tf.data's bucket_by_sequence_length), so a recurrent model steps over less padding
+    bucket_by_length: tuple[Callable[[Any], tf.Tensor], tuple[int, ...]] | None = None
 
 
 # A serving endpoint: a function of raw inputs returning a dict of outputs, its input signature (named

@@ -201,6 +201,7 @@ def train(project: Project, cfg: RunConfig) -> Path:
         seed=cfg.seed,
         cache=splits.cache_train,
         preprocess=splits.preprocessor,
+        bucket_by_length=splits.bucket_by_length,
     )
     val_ds = batched(splits.validation, batch, shuffle=False, seed=cfg.seed, preprocess=splits.preprocessor)
     runtime = {

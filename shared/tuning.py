@@ -55,7 +55,14 @@ class SearchModel(kt.HyperModel):
         check_first_batches(splits, batch, self.replicas)
         pipeline = dict(seed=cfg.seed, preprocess=splits.preprocessor)
         return model.fit(
-            batched(splits.train, batch, shuffle=True, cache=splits.cache_train, **pipeline),
+            batched(
+                splits.train,
+                batch,
+                shuffle=True,
+                cache=splits.cache_train,
+                bucket_by_length=splits.bucket_by_length,
+                **pipeline,
+            ),
             validation_data=batched(splits.validation, batch, shuffle=False, **pipeline),
             shuffle=False,
             **kwargs,

@@ -21,18 +21,25 @@ OOV_ID = 1  # TextVectorization: 0 pads, 1 is the out-of-vocabulary token
 
 @keras.saving.register_keras_serializable(package="imdb_gru")
 class Truncate(layers.Layer):
-    """Token ids [N, MAX_LENGTH] -> the first `length` of them, ids >= `vocab_size` as OOV."""
+    """Token ids [N, MAX_LENGTH] -> [N, T]: the first `length` of them at most, ids >= `vocab_size` as OOV.
+
+    T is also cut to the longest review in the batch: the vectorizer pads every review to MAX_LENGTH at
+    the end, and a recurrent layer would step over those columns of padding for nothing (the mask keeps
+    its states unchanged there). Training batches reviews of about the same length together to make the
+    most of it.
+    """
 
     def __init__(self, vocab_size: int, length: int, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size, self.length = vocab_size, length
 
     def call(self, ids):
-        ids = ids[:, : self.length]
+        longest = ops.max(ops.sum(ops.cast(ids[:, : self.length] != 0, "int32"), axis=1))
+        ids = ids[:, : ops.maximum(longest, 1)]
         return ops.where(ids < self.vocab_size, ids, ops.full_like(ids, OOV_ID))
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.length)
+        return (input_shape[0], None)
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "length": self.length}

@@ -129,6 +129,9 @@ def test_saved_model_takes_raw_strings(trained):
     )
     assert differences["positive_probability"] <= 1e-5
     assert expected[0] > 0.5 > expected[1]
+    # each batch is cut to its longest review: a review scores the same alone as beside a longer one
+    alone = [np.asarray(model(vectorizer(tf.constant([text])))).item() for text in texts]
+    np.testing.assert_allclose(alone, expected, atol=1e-6)
 
     # a review longer than training's 60 tokens scores as its first 60 do, in the SavedModel too
     head = " ".join(["awful"] * 30 + ["film"] * 30)

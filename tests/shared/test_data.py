@@ -83,3 +83,15 @@ def test_batched_pipeline_batches_shuffles_and_states_sharding():
     assert policy == tf.data.experimental.AutoShardPolicy.DATA
     in_order = np.concatenate([x for x, _ in batched(data, 4, shuffle=False, seed=1).as_numpy_iterator()])
     assert list(in_order) == list(range(10))
+
+
+def test_bucketed_batches_hold_examples_of_similar_length_each_once():
+    lengths = np.random.default_rng(0).integers(1, 100, 200)
+    data = tf.data.Dataset.from_tensor_slices((lengths, np.arange(200)))
+    pipeline = batched(data, 8, shuffle=True, seed=1, bucket_by_length=(lambda n: n, (10, 50)))
+    batches = list(pipeline.as_numpy_iterator())
+    for x, _ in batches:  # buckets [.., 10), [10, 50), [50, ..)
+        assert len(set(np.digitize(x, [10, 50]))) == 1, x
+        assert 1 <= len(x) <= 8
+    assert sum(len(x) == 8 for x, _ in batches) >= len(batches) - 3  # one short batch a bucket at most
+    assert sorted(np.concatenate([i for _, i in batches])) == list(range(200))
