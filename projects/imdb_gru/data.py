@@ -204,7 +204,7 @@ def load(cfg: RunConfig) -> Splits:
     else:
         path = archive_path(cfg.resolved_data_dir())
         reviews = read_reviews(path)
-        source, validation_size = str(path), VALIDATION_SIZE
+        source, validation_size = str(path), int(cfg.options.get("validation_reviews") or VALIDATION_SIZE)
     train_x, val_x, train_y, val_y, validation_by = validation_split(
         reviews["train"], validation_size, cfg.seed
     )

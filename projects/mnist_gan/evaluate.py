@@ -37,7 +37,7 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
     rng = np.random.default_rng(cfg.seed)
     latent = rng.normal(size=(GENERATED, model.latent_dim)).astype(np.float32)
     labels = np.arange(GENERATED) % 10 if model.conditional else None
-    generated = samples.generate(model.generator, latent, labels)
+    generated = samples.generate(model.sampler, latent, labels)
     noise = rng.integers(0, 256, size=(GENERATED, 28, 28), dtype=np.uint8)
 
     inception, fid, predicted = scores(model, generated, reference)
@@ -63,7 +63,7 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
 
     latent_grid, labels_grid = samples.fixed_inputs(model.latent_dim, model.conditional)
     samples.write_png(
-        samples.grid(samples.generate(model.generator, latent_grid, labels_grid)),
+        samples.grid(samples.generate(model.sampler, latent_grid, labels_grid)),
         run_dir / "plots" / "samples.png",
     )
     samples.training_gif(run_dir / "samples", run_dir / "plots" / "training.gif")

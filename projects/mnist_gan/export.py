@@ -10,7 +10,7 @@ from shared.project import ServingEndpoint, Splits
 
 
 def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
-    generator, latent_dim = model.generator, model.latent_dim
+    generator, latent_dim = model.sampler, model.latent_dim
     latent_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="latent")
     rng = np.random.default_rng(0)
     examples = {"latent": rng.normal(size=(4, latent_dim)).astype(np.float32)}

@@ -18,7 +18,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
-from keras import layers
+from keras import layers, ops
 
 from projects.mnist_gan.scorer import FEATURES
 from shared.project import Splits
@@ -26,18 +26,45 @@ from shared.project import Splits
 LATENT = "latent"
 
 
-def build_generator(latent_dim: int, filters: int, conditional: bool) -> keras.Model:
+@keras.saving.register_keras_serializable(package="mnist_gan")
+class CategoricalCode(layers.Layer):
+    """Latent vectors [N, L] -> one of `categories` codes each, read off the first coordinate: the normal
+    CDF makes it uniform on (0, 1), so every code is equally likely, and a latent vector carries its own
+    code (the served generator still takes latent vectors only)."""
+
+    def __init__(self, categories: int, **kwargs):
+        super().__init__(**kwargs)
+        self.categories = categories
+
+    def call(self, latent):
+        uniform = 0.5 * (1.0 + ops.erf(latent[:, 0] / np.sqrt(2.0)))
+        code = ops.minimum(ops.floor(uniform * self.categories), self.categories - 1)
+        return ops.cast(code, "int32")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],)
+
+    def get_config(self):
+        return {**super().get_config(), "categories": self.categories}
+
+
+def build_generator(latent_dim: int, filters: int, conditional: bool, codes: int = 0) -> keras.Model:
     """Latent vectors (and digits) in, images in [-1, 1] [N, 28, 28] out: 7x7 -> 14x14 -> 28x28 -> pixels.
 
     The last transposed convolution ends in `filters // 2` feature maps at full size, and a 5x5
     convolution draws the pixels from them (as TF-GAN's MNIST generator does), so each pixel is
-    decided from a neighbourhood rather than by the upsampling step alone."""
+    decided from a neighbourhood rather than by the upsampling step alone. With `codes`, an unconditional
+    generator also gets a categorical code taken from its latent vector, as the digit is given to a
+    conditional one (InfoGAN's discrete code; the discriminator learns to tell it back)."""
     latent = keras.Input((latent_dim,), name=LATENT)
     inputs, x = [latent], latent
     if conditional:
         label = keras.Input((), dtype="int32", name="label")
         inputs.append(label)
         x = layers.Concatenate()([latent, layers.Embedding(10, 16)(label)])  # the digit steers from the start
+    elif codes:
+        code = CategoricalCode(codes, name="code")(latent)
+        x = layers.Concatenate()([latent, layers.Embedding(codes, 16)(code)])
     x = layers.Dense(7 * 7 * 2 * filters, use_bias=False)(x)
     x = layers.LeakyReLU(0.2)(layers.BatchNormalization(synchronized=True)(x))
     x = layers.Reshape((7, 7, 2 * filters))(x)
@@ -50,8 +77,9 @@ def build_generator(latent_dim: int, filters: int, conditional: bool) -> keras.M
     return keras.Model(inputs if conditional else latent, outputs, name="generator")
 
 
-def build_discriminator(filters: int, dropout: float, conditional: bool) -> keras.Model:
-    """Images in [-1, 1] (and digits) in, one logit out: real or generated."""
+def build_discriminator(filters: int, dropout: float, conditional: bool, codes: int = 0) -> keras.Model:
+    """Images in [-1, 1] (and digits) in, one logit out: real or generated; with `codes`, also the logits
+    of the generator's categorical code (InfoGAN's Q head, on the same features)."""
     image = keras.Input((28, 28), name="image")
     inputs = [image]
     x = layers.Reshape((28, 28, 1))(image)
@@ -65,7 +93,8 @@ def build_discriminator(filters: int, dropout: float, conditional: bool) -> kera
     # a hidden dense layer: a linear read of the 7x7 maps could not judge a digit's shape as a whole
     x = layers.LeakyReLU(0.2)(layers.Dense(4 * filters)(layers.Flatten()(x)))
     logit = layers.Dense(1, dtype="float32")(layers.Dropout(dropout)(x))
-    return keras.Model(inputs if conditional else image, logit, name="discriminator")
+    outputs = [logit, layers.Dense(codes, dtype="float32", name="code_logits")(x)] if codes else logit
+    return keras.Model(inputs if conditional else image, outputs, name="discriminator")
 
 
 def label_plane(label, size: int):
@@ -145,12 +174,21 @@ class GAN(keras.Model):
         conditional: bool = False,
         label_smoothing: float = 0.0,
         noise_seed: int = 0,
+        ema_decay: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.generator, self.discriminator, self.scorer = generator, discriminator, scorer
         self.conditional, self.label_smoothing, self.noise_seed = conditional, label_smoothing, noise_seed
+        self.ema_decay = ema_decay
+        # the generator's exponential moving average (Yazici et al. 2019): the one that is scored and served
+        self.average = None
+        if ema_decay > 0:
+            self.average = keras.models.clone_model(generator)
+            self.average.set_weights(generator.get_weights())
         self.latent_dim = generator.inputs[0].shape[-1]
+        # InfoGAN: how many categorical codes the generator reads off its latent vectors (0: none)
+        self.codes = discriminator.outputs[1].shape[-1] if len(discriminator.outputs) > 1 else 0
         width = scorer.get_layer(FEATURES).units
         # the real training digits' feature statistics: set by build_model, saved with the weights
         self.real_mean = self.add_weight(
@@ -190,6 +228,7 @@ class GAN(keras.Model):
             "conditional": self.conditional,
             "label_smoothing": self.label_smoothing,
             "noise_seed": self.noise_seed,
+            "ema_decay": self.ema_decay,
         }
 
     @classmethod
@@ -202,8 +241,29 @@ class GAN(keras.Model):
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker, self.fid, self.inception]
 
+    @property
+    def sampler(self) -> keras.Model:
+        """The generator that draws the digits for validation, evaluation and serving."""
+        return self.average if self.average is not None else self.generator
+
     def call(self, inputs, training=False):
-        return self.generator(inputs, training=training)
+        return self.sampler(inputs, training=training)
+
+    def update_average(self) -> None:
+        """average <- d * average + (1 - d) * generator after the generator's n-th update, d = min(decay,
+        n / (9 + n)) as in TF's ExponentialMovingAverage, so that early averages forget the initial weights.
+        Batch-norm statistics are copied: they already are averages. Done once, in cross-replica context."""
+        updates = tf.cast(self.g_optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.ema_decay, updates / (9.0 + updates))
+
+        def update(strategy):
+            for average, weight in zip(self.average.weights, self.generator.weights, strict=True):
+                keep = decay if weight.trainable else 0.0
+                strategy.extended.update(
+                    average.value, lambda a, w, k=keep: a.assign(k * a + (1.0 - k) * w), args=(weight.value,)
+                )
+
+        tf.distribute.get_replica_context().merge_call(update)
 
     def with_labels(self, x, labels):
         return [x, labels] if self.conditional else x
@@ -220,6 +280,19 @@ class GAN(keras.Model):
         )
         return tf.random.stateless_normal((count, self.latent_dim), seed)
 
+    def judge(self, images, labels):
+        """The discriminator's real-or-generated logits, and its code logits (None without codes)."""
+        outputs = self.discriminator(self.with_labels(images, labels), training=True)
+        return outputs if self.codes else (outputs, None)
+
+    def code_loss(self, latent, code_logits):
+        """Per example: how badly the discriminator told the generator's code back (InfoGAN's mutual
+        information bound, weight 1); 0 without codes."""
+        if not self.codes:
+            return 0.0
+        code = self.generator.get_layer("code")(latent)
+        return keras.losses.sparse_categorical_crossentropy(code, code_logits, from_logits=True)
+
     def train_step(self, data):
         images, labels = data
         real = tf.cast(images, tf.float32) / 127.5 - 1.0
@@ -228,26 +301,32 @@ class GAN(keras.Model):
         bce = keras.losses.binary_crossentropy
 
         with tf.GradientTape() as tape:
-            fake = self.generator(self.with_labels(self.sample_latent(real, step, 0), labels), training=True)
-            real_logits = self.discriminator(self.with_labels(real, labels), training=True)
-            fake_logits = self.discriminator(self.with_labels(fake, labels), training=True)
+            latent = self.sample_latent(real, step, 0)
+            fake = self.generator(self.with_labels(latent, labels), training=True)
+            real_logits, _ = self.judge(real, labels)
+            fake_logits, code_logits = self.judge(fake, labels)
             real_target = tf.fill(tf.shape(real_logits), 1.0 - self.label_smoothing)  # one-sided smoothing
             per_example = bce(real_target, real_logits, from_logits=True) + bce(
                 tf.zeros_like(fake_logits), fake_logits, from_logits=True
             )
+            per_example += self.code_loss(latent, code_logits)
             d_loss = tf.nn.compute_average_loss(per_example)  # sum / global batch
         weights = self.discriminator.trainable_variables
         gradients = tape.gradient(self.d_optimizer.scale_loss(d_loss), weights)  # scaled: float16 only
         self.d_optimizer.apply_gradients(zip(gradients, weights, strict=True))
 
         with tf.GradientTape() as tape:
-            fake = self.generator(self.with_labels(self.sample_latent(real, step, 1), labels), training=True)
-            fake_logits = self.discriminator(self.with_labels(fake, labels), training=True)
+            latent = self.sample_latent(real, step, 1)
+            fake = self.generator(self.with_labels(latent, labels), training=True)
+            fake_logits, code_logits = self.judge(fake, labels)
             per_example = bce(tf.ones_like(fake_logits), fake_logits, from_logits=True)
+            per_example += self.code_loss(latent, code_logits)
             g_loss = tf.nn.compute_average_loss(per_example)
         weights = self.generator.trainable_variables
         gradients = tape.gradient(self.g_optimizer.scale_loss(g_loss), weights)
         self.g_optimizer.apply_gradients(zip(gradients, weights, strict=True))
+        if self.average is not None:
+            self.update_average()
 
         # the replica's own mean loss; the trackers average them over the replicas
         self.d_loss_tracker.update_state(d_loss * tf.cast(replicas, tf.float32))
@@ -258,7 +337,7 @@ class GAN(keras.Model):
         _, labels = data
         # the noise is a function of the batch's labels (a hash of them), so every epoch scores the same noise
         key = tf.strings.to_hash_bucket_fast(tf.strings.reduce_join(tf.strings.as_string(labels)), 2**40)
-        fake = self.generator(self.with_labels(self.sample_latent(labels, key, 2), labels))
+        fake = self.sampler(self.with_labels(self.sample_latent(labels, key, 2), labels))
         features, probabilities = self.scorer(to_pixels(fake))
         self.fid.update_state(features)
         self.inception.update_state(probabilities)
@@ -279,17 +358,22 @@ def build_model(hp: kt.HyperParameters, splits: Splits) -> GAN:
     g_rate = hp.Float("g_learning_rate", 5e-5, 1e-3, sampling="log", default=2e-4)
     beta_1 = hp.Float("beta_1", 0.0, 0.9, step=0.1, default=0.5)
     smoothing = hp.Float("label_smoothing", 0.0, 0.3, step=0.1, default=0.1)
+    ema_decay = hp.Choice("ema_decay", [0.0, 0.99, 0.999, 0.9999], default=0.0)  # 0: no average
+    # InfoGAN's categorical code for an unconditional GAN (0: none); a conditional one has the digits
+    codes = hp.Choice("latent_codes", [0, 10], default=0)
     hp.Int("batch_size", 32, 256, step=32, default=128)  # per replica: read by the data pipeline
 
     conditional = bool(splits.info["conditional"])
+    codes = 0 if conditional else codes
     scorer, (mean, root) = data.scorer_and_reference(splits)
     gan = GAN(
-        build_generator(latent_dim, filters, conditional),
-        build_discriminator(filters, dropout, conditional),
+        build_generator(latent_dim, filters, conditional, codes),
+        build_discriminator(filters, dropout, conditional, codes),
         scorer,
         conditional=conditional,
         label_smoothing=smoothing,
         noise_seed=int(splits.info["seed"]),  # --seed
+        ema_decay=ema_decay,
     )
     gan.set_reference(mean, root)
     gan.compile(

@@ -70,7 +70,7 @@ class SampleGrid(keras.callbacks.Callback):
         if self.model.stop_training and not np.isfinite((logs or {}).get("g_loss", 0.0)):
             return  # diverged: nothing worth drawing
         latent, labels = fixed_inputs(self.model.latent_dim, self.conditional)
-        image = grid(generate(self.model.generator, latent, labels))
+        image = grid(generate(self.model.sampler, latent, labels))
         write_png(image, self.folder / f"epoch_{epoch + 1:03d}.png")
         with self.writer.as_default():
             tf.summary.image("samples", image[None, :, :, None], step=epoch + 1)

@@ -72,6 +72,29 @@ def test_validation_reviews_are_of_films_not_trained_on():
     assert len(val_x) == 600 and how.startswith("random reviews")
 
 
+def test_validation_reviews_option_sets_the_held_out_share(tmp_path):
+    from projects.imdb_gru import PROJECT
+    from projects.imdb_gru.data import load
+    from shared.cli import build_parser
+    from shared.config import RunConfig
+
+    rng = np.random.default_rng(0)
+    reviews = {
+        f"aclImdb/{split}/{label}/{i}_5.txt": f"review {i} {' '.join(rng.choice(list('abcdef'), 9))}".encode()
+        for split, count in (("train", 1_500), ("test", 20))
+        for label in ("pos", "neg")
+        for i in range(count // 2)
+    }
+    (tmp_path / "imdb").mkdir()
+    write_archive(tmp_path / "imdb" / "aclImdb_labelled.tar.gz", reviews)
+    for held_out in (500, 1_000):
+        cfg = RunConfig(project="imdb_gru", data_dir=str(tmp_path), options={"validation_reviews": held_out})
+        sizes = load(cfg).info["sizes"]
+        assert sizes == {"train": 1_500 - held_out, "validation": held_out, "test": 20}
+    with pytest.raises(SystemExit):
+        build_parser(PROJECT).parse_args(["train", "--validation-reviews", "100"])
+
+
 def test_an_archive_without_reviews_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="holds no aclImdb/train"):
         read_reviews(write_archive(tmp_path / "a.tar.gz", {"other/file.txt": b"x"}))

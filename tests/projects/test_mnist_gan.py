@@ -118,6 +118,17 @@ def test_the_conditional_signature_wants_one_label_per_latent_vector(smoke_split
     assert serve(latent, tf.constant([1, 2, 3]))["images"].shape == (3, 28, 28)
 
 
+def test_categorical_code_is_uniform_and_read_off_the_latent_vector():
+    from projects.mnist_gan.model import CategoricalCode
+
+    latent = np.random.default_rng(0).normal(size=(100_000, 8)).astype("float32")
+    codes = np.asarray(CategoricalCode(10)(latent))
+    shares = np.bincount(codes, minlength=10) / len(codes)
+    assert codes.min() == 0 and codes.max() == 9 and np.abs(shares - 0.1).max() < 0.005
+    assert (np.asarray(CategoricalCode(10)(latent)) == codes).all()  # a function of the vector
+    assert set(np.asarray(CategoricalCode(10)(np.array([[-9.0], [9.0]], "float32")))) == {0, 9}
+
+
 # --- distribution ------------------------------------------------------------------------------------
 
 REPLICA_CHECK = r"""
@@ -142,7 +153,7 @@ def latent_from_images(self, like, step, stream):
     return tf.tanh(flat @ projection + tf.cast(stream, tf.float32))
 
 model.GAN.sample_latent = latent_from_images
-values = {"dropout": 0.0, "latent_dim": 32, "filters": 32}
+values = {"dropout": 0.0, "latent_dim": 32, "filters": 32, "ema_decay": 0.99, "latent_codes": 10}
 keras.utils.set_random_seed(0)
 one, _ = build_checked(PROJECT, values, splits)
 with strategy.scope():
@@ -156,13 +167,23 @@ with strategy.scope():
 dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
 for gan in (one, two):
     gan.fit(dataset, epochs=1, verbose=0)
-parts = ("generator", "discriminator")
+parts = ("generator", "discriminator", "average")
 before = keras.utils.set_random_seed(0) or build_checked(PROJECT, values, splits)[0]
 moved = max(float(np.abs(a - b).max()) for p in parts
             for a, b in zip(getattr(one, p).get_weights(), getattr(before, p).get_weights()))
 gap = max(float(np.abs(a - b).max()) for p in parts
           for a, b in zip(getattr(one, p).get_weights(), getattr(two, p).get_weights()))
-print(json.dumps({"replicas": two.distribute_strategy.num_replicas_in_sync, "moved": moved, "gap": gap}))
+# after step 0 the average's decay is min(0.99, 1/10): 0.1 of the old weights, 0.9 of the new ones;
+# batch-norm statistics are copied
+def expected(old, new, trainable):
+    return 0.1 * np.asarray(old) + 0.9 * np.asarray(new) if trainable else np.asarray(new)
+
+average_error = max(
+    float(np.abs(np.asarray(a) - expected(b, g, g.trainable)).max())
+    for a, b, g in zip(one.average.weights, before.generator.weights, one.generator.weights)
+)
+print(json.dumps({"replicas": two.distribute_strategy.num_replicas_in_sync, "moved": moved, "gap": gap,
+                  "average_error": average_error}))
 """
 
 
@@ -183,7 +204,8 @@ def test_one_step_on_two_replicas_updates_as_one_step_on_one(smoke_splits, tmp_p
     outcome = json.loads(last_line(result.stdout))
     assert outcome["replicas"] == 2
     assert outcome["moved"] > 1e-4  # the step did change the weights
-    assert outcome["gap"] < 1e-5, outcome
+    assert outcome["gap"] < 1e-5, outcome  # the generator's moving average included
+    assert outcome["average_error"] < 1e-6, outcome
 
 
 # --- the command line ----------------------------------------------------------------------------------
@@ -194,6 +216,8 @@ def two_replica_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gan-cli")
     run_dir = folder / "run"
     args = (*SMOKE, "--strategy", "mirrored", "--cpu-replicas", "2", "--run-dir", str(run_dir))
+    # served and scored: the generator's moving average; and InfoGAN's code, read off the latent vector
+    args = (*args, "--hp", "ema_decay=0.999", "--hp", "latent_codes=10")
     result = run_cli("mnist_gan", "train", *args, cwd=folder)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder, run_dir
