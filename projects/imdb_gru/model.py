@@ -88,6 +88,8 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     pooling = hp.Choice("pooling", ["last", "max_and_mean"], default="max_and_mean")
     dropout = hp.Float("dropout", 0.0, 0.6, step=0.1, default=0.5)
     learning_rate = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
+    # decoupled weight decay (AdamW's): every step shrinks each weight by learning_rate x weight_decay of it
+    weight_decay = hp.Float("weight_decay", 0.0, 2.0, step=0.25, default=0.0)
 
     ids = keras.Input(shape=(MAX_LENGTH,), dtype="int64", name="token_ids")
     x = Truncate(vocab_size, sequence_length, name="truncate")(ids)
@@ -108,7 +110,7 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
 
     model = keras.Model(ids, outputs, name=f"imdb_{'bi' if bidirectional else ''}{cell}")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate, weight_decay=weight_decay or None),
         loss=keras.losses.BinaryCrossentropy(),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
     )

@@ -95,6 +95,17 @@ def test_validation_reviews_option_sets_the_held_out_share(tmp_path):
         build_parser(PROJECT).parse_args(["train", "--validation-reviews", "100"])
 
 
+def test_weight_decay_reaches_the_optimizer():
+    import keras_tuner as kt
+
+    from projects.imdb_gru.model import build_model
+
+    hp = kt.HyperParameters()
+    hp.Fixed("weight_decay", 0.5)
+    assert build_model(hp).optimizer.weight_decay == 0.5
+    assert build_model(kt.HyperParameters()).optimizer.weight_decay is None  # off by default
+
+
 def test_an_archive_without_reviews_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="holds no aclImdb/train"):
         read_reviews(write_archive(tmp_path / "a.tar.gz", {"other/file.txt": b"x"}))
