@@ -13,6 +13,7 @@ import keras_tuner as kt
 from keras import layers, ops
 
 from projects.imdb_gru.data import MAX_LENGTH, MAX_TOKENS
+from shared.config import UserError
 from shared.project import Splits
 
 CELLS = {"gru": layers.GRU, "lstm": layers.LSTM, "simple_rnn": layers.SimpleRNN}
@@ -90,6 +91,8 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     learning_rate = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
     # decoupled weight decay (AdamW's): every step shrinks each weight by learning_rate x weight_decay of it
     weight_decay = hp.Float("weight_decay", 0.0, 2.0, step=0.25, default=0.0)
+    if weight_decay < 0:
+        raise UserError(f"weight_decay must be 0 or more; got {weight_decay}")
 
     ids = keras.Input(shape=(MAX_LENGTH,), dtype="int64", name="token_ids")
     x = Truncate(vocab_size, sequence_length, name="truncate")(ids)

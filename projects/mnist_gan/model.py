@@ -21,6 +21,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from projects.mnist_gan.scorer import FEATURES
+from shared.config import UserError
 from shared.project import Splits
 
 LATENT = "latent"
@@ -363,6 +364,10 @@ def build_model(hp: kt.HyperParameters, splits: Splits) -> GAN:
     codes = hp.Choice("latent_codes", [0, 10], default=0)
     hp.Int("batch_size", 32, 256, step=32, default=128)  # per replica: read by the data pipeline
 
+    if not 0.0 <= ema_decay < 1.0:
+        raise UserError(f"ema_decay must be in [0, 1) (0: no moving average); got {ema_decay}")
+    if codes < 0 or codes == 1:
+        raise UserError(f"latent_codes must be 0 (none) or at least 2 categories; got {codes}")
     conditional = bool(splits.info["conditional"])
     codes = 0 if conditional else codes
     scorer, (mean, root) = data.scorer_and_reference(splits)

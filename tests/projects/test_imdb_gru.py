@@ -106,6 +106,20 @@ def test_weight_decay_reaches_the_optimizer():
     assert build_model(kt.HyperParameters()).optimizer.weight_decay is None  # off by default
 
 
+def test_bad_validation_reviews_and_weight_decay_are_refused_with_the_reason(tmp_path):
+    import keras_tuner as kt
+
+    from projects.imdb_gru.model import build_model
+
+    for value, message in (("100", "100: give 500-12,500 reviews"), ("many", "invalid validation_reviews")):
+        result = run_cli("imdb_gru", "train", "--smoke", "--validation-reviews", value, cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    hp = kt.HyperParameters()
+    hp.Fixed("weight_decay", -0.5)
+    with pytest.raises(UserError, match=r"weight_decay must be 0 or more; got -0\.5"):
+        build_model(hp)
+
+
 def test_an_archive_without_reviews_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="holds no aclImdb/train"):
         read_reviews(write_archive(tmp_path / "a.tar.gz", {"other/file.txt": b"x"}))

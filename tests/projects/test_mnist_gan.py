@@ -129,6 +129,21 @@ def test_categorical_code_is_uniform_and_read_off_the_latent_vector():
     assert set(np.asarray(CategoricalCode(10)(np.array([[-9.0], [9.0]], "float32")))) == {0, 9}
 
 
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
+        ({"latent_codes": 1}, "latent_codes must be 0 \\(none\\) or at least 2"),
+    ],
+)
+def test_bad_moving_average_or_code_count_is_refused(smoke_splits, values, message):
+    from projects.mnist_gan import PROJECT
+    from shared.runner import build_checked
+
+    with pytest.raises(UserError, match=message):
+        build_checked(PROJECT, values, smoke_splits)
+
+
 # --- distribution ------------------------------------------------------------------------------------
 
 REPLICA_CHECK = r"""
