@@ -75,11 +75,36 @@ class MaxAndMeanPooling(layers.Layer):
         return (input_shape[0], 2 * input_shape[2])
 
 
+@keras.saving.register_keras_serializable(package="imdb_gru")
+class BigramIds(layers.Layer):
+    """Token ids [N, T] -> the id of the word pair ending at each position, hashed into 1..buckets - 1
+    (fastText's bigram hashing), the first word paired with the start; 0 at padding, which masks as the
+    words' ids do."""
+
+    def __init__(self, buckets: int, **kwargs):
+        super().__init__(**kwargs)
+        self.buckets = buckets
+
+    def call(self, ids):
+        ids = ops.cast(ids, "int64")
+        previous = ops.pad(ids[:, :-1], [[0, 0], [1, 0]])
+        pair = (previous * 1_000_003 + ids) % (self.buckets - 1) + 1
+        return ops.where(ids > 0, pair, ops.zeros_like(pair))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "buckets": self.buckets}
+
+
 def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.Model:
     """The recurrent classifier for `hp`; the input is the vectorizer's fixed-size id matrix."""
     vocab_size = hp.Int("vocab_size", 5_000, MAX_TOKENS, step=5_000, default=20_000)
     sequence_length = hp.Int("sequence_length", 100, MAX_LENGTH, step=50, default=500)
     embedding_dim = hp.Int("embedding_dim", 32, 256, step=32, default=128)
+    # word pairs hashed into this many buckets, each with an embedding added to its second word's (0: none)
+    bigram_buckets = hp.Int("bigram_buckets", 0, 200_000, step=50_000, default=0)
     cell = hp.Choice("cell", list(CELLS), default="gru")
     units = hp.Int("units", 16, 128, step=16, default=64)
     bidirectional = hp.Boolean("bidirectional", default=True)
@@ -95,8 +120,18 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
         raise UserError(f"weight_decay must be 0 or more; got {weight_decay}")
 
     ids = keras.Input(shape=(MAX_LENGTH,), dtype="int64", name="token_ids")
-    x = Truncate(vocab_size, sequence_length, name="truncate")(ids)
-    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(x)
+    tokens = Truncate(vocab_size, sequence_length, name="truncate")(ids)
+    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(tokens)
+    if bigram_buckets:
+        pairs = BigramIds(bigram_buckets, name="bigram_ids")(tokens)
+        x = layers.Add(name="words_and_pairs")(
+            [
+                x,
+                layers.Embedding(bigram_buckets, embedding_dim, mask_zero=True, name="bigram_embedding")(
+                    pairs
+                ),
+            ]
+        )
     # the same embedding channels dropped at every position of a review, then whole words zeroed (they
     # still count as positions: the mask is the tokens', so the GRU and the mean pooling step over them)
     x = layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)

@@ -142,6 +142,24 @@ def test_max_and_mean_pooling_sees_only_real_tokens():
     np.testing.assert_allclose(pooled, [[1.0, -2.0, -1.0, -3.0], [0.0, 0.0, 0.0, 0.0]])
 
 
+def test_word_pairs_are_hashed_per_position_and_masked_as_the_words():
+    import keras_tuner as kt
+
+    from projects.imdb_gru.model import BigramIds, build_model
+
+    ids = np.zeros((2, 600), "int64")
+    ids[0, :5], ids[1, :3] = [5, 6, 7, 5, 6], [5, 6, 7]
+    pairs = np.asarray(BigramIds(1000)(ids))
+    assert (pairs[:, 0] > 0).all() and (pairs[0, 5:] == 0).all() and (pairs[1, 3:] == 0).all()
+    assert pairs[0, 1] == pairs[0, 4] == pairs[1, 1] != pairs[0, 2]  # (5, 6) is one pair wherever it is
+    assert pairs.min() >= 0 and pairs.max() < 1000
+    hp = kt.HyperParameters()
+    hp.Fixed("bigram_buckets", 1000)
+    model = build_model(hp)
+    # padding stays masked: the shorter review scores the same alone as beside the longer one
+    np.testing.assert_allclose(np.asarray(model(ids))[1], np.asarray(model(ids[1:]))[0], atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def trained(session_dir) -> Path:
     run_dir = session_dir / "imdb_run"
