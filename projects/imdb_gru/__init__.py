@@ -2,7 +2,7 @@
 
 import argparse
 
-from projects.imdb_gru import compare, data, evaluate, export, model, predict
+from projects.imdb_gru import baseline, compare, data, evaluate, export, model, predict
 from shared.project import Command, Project
 
 
@@ -37,6 +37,11 @@ PROJECT = Project(
             "SimpleRNN, LSTM, GRU, bidirectional GRU on one budget",
             compare.add_arguments,
             compare.run,
+        ),
+        "baseline": Command(
+            "TF-IDF words and word pairs + logistic regression, same split",
+            baseline.add_arguments,
+            baseline.run,
         ),
     },
 )

@@ -235,6 +235,17 @@ def test_compare_trains_every_cell_on_one_budget(session_dir):
     assert (folder / "validation_curves.png").is_file()
 
 
+def test_bag_of_words_baseline_learns_the_sentiment_words(session_dir):
+    folder = session_dir / "imdb_baseline"
+    result = run_cli("imdb_gru", "baseline", "--smoke", "--run-dir", str(folder), cwd=session_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads((folder / "baseline.json").read_text())
+    assert outcome["test_accuracy"] > 0.9 and outcome["test_roc_auc"] > 0.95, outcome  # chance is 0.5
+    chosen = max(outcome["validation_accuracy"].items(), key=lambda kv: kv[1])[0]
+    assert outcome["chosen_C"] == float(chosen)  # the best on validation, never chosen on test
+    assert outcome["data"]["sizes"] == {"train": 1_200, "validation": 400, "test": 400}
+
+
 def test_missing_archive_names_both_files(tmp_path, monkeypatch):
     from projects.imdb_gru.data import archive_path
     from shared.data import DatasetMissingError
