@@ -49,6 +49,35 @@ class CategoricalCode(layers.Layer):
         return {**super().get_config(), "categories": self.categories}
 
 
+@keras.saving.register_keras_serializable(package="mnist_gan")
+class MinibatchStddev(layers.Layer):
+    """Feature maps [N, H, W, C] -> [N, H, W, C + 1]: the last channel is how much the maps vary across each
+    group of `group` consecutive examples (ProGAN's minibatch standard deviation), so the discriminator
+    can see a batch of generated digits that are too alike. Groups of consecutive examples make one
+    replica's groups the same as on one device whenever its batch divides by `group`; a batch that does
+    not gets groups of one (no variation)."""
+
+    def __init__(self, group: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        self.group = group
+
+    def call(self, maps):
+        count = ops.shape(maps)[0]
+        group = ops.where(count % self.group == 0, self.group, 1)
+        grouped = ops.reshape(maps, (-1, group, *maps.shape[1:]))
+        # + 1e-8 under the root, as ProGAN: a feature that is the same across a group (a black border)
+        # would otherwise have an infinite gradient
+        spread = ops.mean(ops.sqrt(ops.var(grouped, axis=1) + 1e-8), axis=(1, 2, 3))  # [N / group]
+        channel = ops.repeat(spread, group, axis=0)[:, None, None, None] * ops.ones_like(maps[..., :1])
+        return ops.concatenate([maps, channel], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "group": self.group}
+
+
 def build_generator(latent_dim: int, filters: int, conditional: bool, codes: int = 0) -> keras.Model:
     """Latent vectors (and digits) in, images in [-1, 1] [N, 28, 28] out: 7x7 -> 14x14 -> 28x28 -> pixels.
 
@@ -78,7 +107,9 @@ def build_generator(latent_dim: int, filters: int, conditional: bool, codes: int
     return keras.Model(inputs if conditional else latent, outputs, name="generator")
 
 
-def build_discriminator(filters: int, dropout: float, conditional: bool, codes: int = 0) -> keras.Model:
+def build_discriminator(
+    filters: int, dropout: float, conditional: bool, codes: int = 0, stddev_group: int = 0
+) -> keras.Model:
     """Images in [-1, 1] (and digits) in, one logit out: real or generated; with `codes`, also the logits
     of the generator's categorical code (InfoGAN's Q head, on the same features)."""
     image = keras.Input((28, 28), name="image")
@@ -91,6 +122,8 @@ def build_discriminator(filters: int, dropout: float, conditional: bool, codes: 
     for width in (filters, 2 * filters):
         x = layers.Conv2D(width, 4, strides=2, padding="same")(x)
         x = layers.Dropout(dropout)(layers.LeakyReLU(0.2)(x))
+    if stddev_group:
+        x = MinibatchStddev(stddev_group, name="minibatch_stddev")(x)
     # a hidden dense layer: a linear read of the 7x7 maps could not judge a digit's shape as a whole
     x = layers.LeakyReLU(0.2)(layers.Dense(4 * filters)(layers.Flatten()(x)))
     logit = layers.Dense(1, dtype="float32")(layers.Dropout(dropout)(x))
@@ -176,12 +209,14 @@ class GAN(keras.Model):
         label_smoothing: float = 0.0,
         noise_seed: int = 0,
         ema_decay: float = 0.0,
+        r1_gamma: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.generator, self.discriminator, self.scorer = generator, discriminator, scorer
         self.conditional, self.label_smoothing, self.noise_seed = conditional, label_smoothing, noise_seed
         self.ema_decay = ema_decay
+        self.r1_gamma = r1_gamma  # Mescheder et al. 2018's R1 penalty on the discriminator's real slopes
         # the generator's exponential moving average (Yazici et al. 2019): the one that is scored and served
         self.average = None
         if ema_decay > 0:
@@ -230,6 +265,7 @@ class GAN(keras.Model):
             "label_smoothing": self.label_smoothing,
             "noise_seed": self.noise_seed,
             "ema_decay": self.ema_decay,
+            "r1_gamma": self.r1_gamma,
         }
 
     @classmethod
@@ -286,6 +322,19 @@ class GAN(keras.Model):
         outputs = self.discriminator(self.with_labels(images, labels), training=True)
         return outputs if self.codes else (outputs, None)
 
+    def judge_real(self, real, labels):
+        """The discriminator's logits for real digits, and per example its R1 penalty: gamma / 2 times the
+        squared norm of the logit's gradient with respect to the pixels (0 when gamma is 0). Penalising
+        the slope on real data keeps the discriminator from sharpening without bound around them."""
+        if not self.r1_gamma:
+            return self.judge(real, labels)[0], 0.0
+        with tf.GradientTape() as tape:
+            tape.watch(real)
+            logits, _ = self.judge(real, labels)
+            total = tf.reduce_sum(logits)  # inside the tape, or the gradient is None
+        slopes = tape.gradient(total, real)
+        return logits, 0.5 * self.r1_gamma * tf.reduce_sum(tf.square(slopes), axis=[1, 2])
+
     def code_loss(self, latent, code_logits):
         """Per example: how badly the discriminator told the generator's code back (InfoGAN's mutual
         information bound, weight 1); 0 without codes."""
@@ -304,13 +353,13 @@ class GAN(keras.Model):
         with tf.GradientTape() as tape:
             latent = self.sample_latent(real, step, 0)
             fake = self.generator(self.with_labels(latent, labels), training=True)
-            real_logits, _ = self.judge(real, labels)
+            real_logits, penalty = self.judge_real(real, labels)
             fake_logits, code_logits = self.judge(fake, labels)
             real_target = tf.fill(tf.shape(real_logits), 1.0 - self.label_smoothing)  # one-sided smoothing
             per_example = bce(real_target, real_logits, from_logits=True) + bce(
                 tf.zeros_like(fake_logits), fake_logits, from_logits=True
             )
-            per_example += self.code_loss(latent, code_logits)
+            per_example += penalty + self.code_loss(latent, code_logits)
             d_loss = tf.nn.compute_average_loss(per_example)  # sum / global batch
         weights = self.discriminator.trainable_variables
         gradients = tape.gradient(self.d_optimizer.scale_loss(d_loss), weights)  # scaled: float16 only
@@ -362,23 +411,31 @@ def build_model(hp: kt.HyperParameters, splits: Splits) -> GAN:
     ema_decay = hp.Choice("ema_decay", [0.0, 0.99, 0.999, 0.9999], default=0.0)  # 0: no average
     # InfoGAN's categorical code for an unconditional GAN (0: none); a conditional one has the digits
     codes = hp.Choice("latent_codes", [0, 10], default=0)
+    # ProGAN's minibatch standard deviation in the discriminator, over groups of this many (0: none)
+    stddev_group = hp.Choice("stddev_group", [0, 2, 4, 8], default=0)
+    r1_gamma = hp.Choice("r1_gamma", [0.0, 0.1, 1.0, 10.0], default=0.0)  # 0: no R1 penalty
     hp.Int("batch_size", 32, 256, step=32, default=128)  # per replica: read by the data pipeline
 
     if not 0.0 <= ema_decay < 1.0:
         raise UserError(f"ema_decay must be in [0, 1) (0: no moving average); got {ema_decay}")
     if codes < 0 or codes == 1:
         raise UserError(f"latent_codes must be 0 (none) or at least 2 categories; got {codes}")
+    if stddev_group < 0:
+        raise UserError(f"stddev_group must be 0 (none) or a group size of 1 or more; got {stddev_group}")
+    if r1_gamma < 0:
+        raise UserError(f"r1_gamma must be 0 (no penalty) or more; got {r1_gamma}")
     conditional = bool(splits.info["conditional"])
     codes = 0 if conditional else codes
     scorer, (mean, root) = data.scorer_and_reference(splits)
     gan = GAN(
         build_generator(latent_dim, filters, conditional, codes),
-        build_discriminator(filters, dropout, conditional, codes),
+        build_discriminator(filters, dropout, conditional, codes, stddev_group),
         scorer,
         conditional=conditional,
         label_smoothing=smoothing,
         noise_seed=int(splits.info["seed"]),  # --seed
         ema_decay=ema_decay,
+        r1_gamma=r1_gamma,
     )
     gan.set_reference(mean, root)
     gan.compile(

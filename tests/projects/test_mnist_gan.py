@@ -129,14 +129,52 @@ def test_categorical_code_is_uniform_and_read_off_the_latent_vector():
     assert set(np.asarray(CategoricalCode(10)(np.array([[-9.0], [9.0]], "float32")))) == {0, 9}
 
 
+def test_minibatch_stddev_is_the_spread_within_each_group_of_consecutive_examples():
+    from projects.mnist_gan.model import MinibatchStddev
+
+    maps = np.random.default_rng(0).normal(size=(8, 7, 7, 3)).astype("float32")
+    maps[4:] = maps[4]  # the second group: four identical examples
+    out = np.asarray(MinibatchStddev(4)(maps))
+    assert out.shape == (8, 7, 7, 4) and (out[..., :3] == maps).all()
+    np.testing.assert_allclose(out[:4, ..., 3], maps[:4].std(axis=0).mean(), rtol=1e-4)
+    assert (out[4:, ..., 3] < 1e-3).all()  # alike digits show as (almost) no spread
+    # a batch that does not divide by the group: groups of one, no spread, no error
+    assert (np.asarray(MinibatchStddev(4)(maps[:6]))[..., 3] < 1e-3).all()
+    # features alike across a group (MNIST's black borders) must not make the gradient infinite
+    constant = tf.Variable(np.zeros((8, 7, 7, 3), "float32"))
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(MinibatchStddev(4)(constant))
+    assert np.isfinite(tape.gradient(total, constant).numpy()).all()
+
+
+def test_r1_penalty_is_half_gamma_times_the_squared_slope_on_each_real_digit(smoke_splits):
+    from projects.mnist_gan import PROJECT
+    from shared.runner import build_checked
+
+    gan, _ = build_checked(PROJECT, {"r1_gamma": 10.0, "filters": 32}, smoke_splits)
+    real = tf.constant(np.random.default_rng(0).uniform(-1, 1, (4, 28, 28)).astype("float32"))
+    logits, penalty = gan.judge_real(real, None)
+    with tf.GradientTape() as tape:
+        tape.watch(real)
+        total = tf.reduce_sum(gan.discriminator(real, training=True))
+    slopes = tape.gradient(total, real).numpy()
+    assert logits.shape == (4, 1) and penalty.shape == (4,)
+    np.testing.assert_allclose(penalty, 5.0 * (slopes**2).sum(axis=(1, 2)), rtol=1e-5)
+    assert (penalty.numpy() > 0).all()
+    gan.r1_gamma = 0.0
+    assert gan.judge_real(real, None)[1] == 0.0  # off: no second gradient computed at all
+
+
 @pytest.mark.parametrize(
     "values, message",
     [
         ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
         ({"latent_codes": 1}, "latent_codes must be 0 \\(none\\) or at least 2"),
+        ({"stddev_group": -4}, "stddev_group must be 0 \\(none\\) or a group size"),
+        ({"r1_gamma": -1.0}, "r1_gamma must be 0 \\(no penalty\\) or more; got -1.0"),
     ],
 )
-def test_bad_moving_average_or_code_count_is_refused(smoke_splits, values, message):
+def test_bad_gan_hyperparameters_are_refused_with_the_reason(smoke_splits, values, message):
     from projects.mnist_gan import PROJECT
     from shared.runner import build_checked
 
@@ -168,7 +206,8 @@ def latent_from_images(self, like, step, stream):
     return tf.tanh(flat @ projection + tf.cast(stream, tf.float32))
 
 model.GAN.sample_latent = latent_from_images
-values = {"dropout": 0.0, "latent_dim": 32, "filters": 32, "ema_decay": 0.99, "latent_codes": 10}
+values = {"dropout": 0.0, "latent_dim": 32, "filters": 32, "ema_decay": 0.99, "latent_codes": 10,
+          "stddev_group": 4, "r1_gamma": 1.0}
 keras.utils.set_random_seed(0)
 one, _ = build_checked(PROJECT, values, splits)
 with strategy.scope():
@@ -231,8 +270,9 @@ def two_replica_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gan-cli")
     run_dir = folder / "run"
     args = (*SMOKE, "--strategy", "mirrored", "--cpu-replicas", "2", "--run-dir", str(run_dir))
-    # served and scored: the generator's moving average; and InfoGAN's code, read off the latent vector
-    args = (*args, "--hp", "ema_decay=0.999", "--hp", "latent_codes=10")
+    # served and scored: the generator's moving average; InfoGAN's code, read off the latent vector; and
+    # the discriminator's minibatch standard deviation
+    args = (*args, "--hp", "ema_decay=0.999", "--hp", "latent_codes=10", "--hp", "stddev_group=4")
     result = run_cli("mnist_gan", "train", *args, cwd=folder)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder, run_dir
