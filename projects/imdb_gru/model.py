@@ -77,18 +77,19 @@ class MaxAndMeanPooling(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="imdb_gru")
 class BigramIds(layers.Layer):
-    """Token ids [N, T] -> the id of the word pair ending at each position, hashed into 1..buckets - 1
-    (fastText's bigram hashing), the first word paired with the start; 0 at padding, which masks as the
-    words' ids do."""
+    """Token ids [N, T] -> the id of the word pair ending at each position: the exact pair (previous id x
+    MAX_TOKENS + id, the first word paired with the start) hashed into 1..buckets - 1 by Keras's Hashing
+    (FarmHash), as fastText hashes its word pairs; 0 at padding, which masks as the words' ids do."""
 
     def __init__(self, buckets: int, **kwargs):
         super().__init__(**kwargs)
         self.buckets = buckets
+        self.hashing = layers.Hashing(buckets - 1)
 
     def call(self, ids):
         ids = ops.cast(ids, "int64")
         previous = ops.pad(ids[:, :-1], [[0, 0], [1, 0]])
-        pair = (previous * 1_000_003 + ids) % (self.buckets - 1) + 1
+        pair = ops.cast(self.hashing(previous * MAX_TOKENS + ids), "int64") + 1
         return ops.where(ids > 0, pair, ops.zeros_like(pair))
 
     def compute_output_shape(self, input_shape):
@@ -116,6 +117,8 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     learning_rate = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
     # decoupled weight decay (AdamW's): every step shrinks each weight by learning_rate x weight_decay of it
     weight_decay = hp.Float("weight_decay", 0.0, 2.0, step=0.25, default=0.0)
+    if bigram_buckets < 0 or bigram_buckets == 1:
+        raise UserError(f"bigram_buckets must be 0 (no word pairs) or at least 2; got {bigram_buckets}")
     if weight_decay < 0:
         raise UserError(f"weight_decay must be 0 or more; got {weight_decay}")
 

@@ -64,12 +64,15 @@ class MinibatchStddev(layers.Layer):
     def call(self, maps):
         count = ops.shape(maps)[0]
         group = ops.where(count % self.group == 0, self.group, 1)
-        grouped = ops.reshape(maps, (-1, group, *maps.shape[1:]))
+        # float32 even under mixed precision: in float16 the 1e-8 below would round to 0
+        grouped = ops.reshape(ops.cast(maps, "float32"), (-1, group, *maps.shape[1:]))
         # + 1e-8 under the root, as ProGAN: a feature that is the same across a group (a black border)
         # would otherwise have an infinite gradient
         spread = ops.mean(ops.sqrt(ops.var(grouped, axis=1) + 1e-8), axis=(1, 2, 3))  # [N / group]
-        channel = ops.repeat(spread, group, axis=0)[:, None, None, None] * ops.ones_like(maps[..., :1])
-        return ops.concatenate([maps, channel], axis=-1)
+        channel = ops.repeat(spread, group, axis=0)[:, None, None, None] * ops.ones_like(
+            maps[..., :1], dtype="float32"
+        )
+        return ops.concatenate([maps, ops.cast(channel, maps.dtype)], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], input_shape[-1] + 1)
@@ -325,7 +328,9 @@ class GAN(keras.Model):
     def judge_real(self, real, labels):
         """The discriminator's logits for real digits, and per example its R1 penalty: gamma / 2 times the
         squared norm of the logit's gradient with respect to the pixels (0 when gamma is 0). Penalising
-        the slope on real data keeps the discriminator from sharpening without bound around them."""
+        the slope on real data keeps the discriminator from sharpening without bound around them. With
+        the minibatch standard deviation on, a digit's gradient also holds its group's share (as in
+        StyleGAN2, which takes the gradient of the summed logits the same way)."""
         if not self.r1_gamma:
             return self.judge(real, labels)[0], 0.0
         with tf.GradientTape() as tape:

@@ -106,7 +106,7 @@ def test_weight_decay_reaches_the_optimizer():
     assert build_model(kt.HyperParameters()).optimizer.weight_decay is None  # off by default
 
 
-def test_bad_validation_reviews_and_weight_decay_are_refused_with_the_reason(tmp_path):
+def test_bad_validation_reviews_weight_decay_and_bigram_buckets_are_refused_with_the_reason(tmp_path):
     import keras_tuner as kt
 
     from projects.imdb_gru.model import build_model
@@ -117,6 +117,10 @@ def test_bad_validation_reviews_and_weight_decay_are_refused_with_the_reason(tmp
     hp = kt.HyperParameters()
     hp.Fixed("weight_decay", -0.5)
     with pytest.raises(UserError, match=r"weight_decay must be 0 or more; got -0\.5"):
+        build_model(hp)
+    hp = kt.HyperParameters()
+    hp.Fixed("bigram_buckets", 1)
+    with pytest.raises(UserError, match=r"bigram_buckets must be 0 \(no word pairs\) or at least 2; got 1"):
         build_model(hp)
 
 
@@ -241,8 +245,9 @@ def test_bag_of_words_baseline_learns_the_sentiment_words(session_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads((folder / "baseline.json").read_text())
     assert outcome["test_accuracy"] > 0.9 and outcome["test_roc_auc"] > 0.95, outcome  # chance is 0.5
+    # the C with the best validation accuracy (fit_on_validation never receives the test reviews)
     chosen = max(outcome["validation_accuracy"].items(), key=lambda kv: kv[1])[0]
-    assert outcome["chosen_C"] == float(chosen)  # the best on validation, never chosen on test
+    assert outcome["chosen_C"] == float(chosen)
     assert outcome["data"]["sizes"] == {"train": 1_200, "validation": 400, "test": 400}
 
 
