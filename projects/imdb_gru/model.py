@@ -1,4 +1,5 @@
-"""Embedding -> (bidirectional) recurrent layers -> max and mean pooling -> sigmoid, over token ids.
+"""Embeddings of words and of word pairs -> (bidirectional) recurrent layers -> max and mean pooling ->
+sigmoid, over token ids.
 
 The vectorizer is adapted once, with room to spare (MAX_TOKENS words, MAX_LENGTH tokens). `vocab_size` and
 `sequence_length` are hyperparameters all the same: `Truncate` keeps the first `sequence_length` tokens and
@@ -105,7 +106,7 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     sequence_length = hp.Int("sequence_length", 100, MAX_LENGTH, step=50, default=500)
     embedding_dim = hp.Int("embedding_dim", 32, 256, step=32, default=128)
     # word pairs hashed into this many buckets, each with an embedding added to its second word's (0: none)
-    bigram_buckets = hp.Int("bigram_buckets", 0, 200_000, step=50_000, default=0)
+    bigram_buckets = hp.Int("bigram_buckets", 0, 200_000, step=50_000, default=100_000)
     cell = hp.Choice("cell", list(CELLS), default="gru")
     units = hp.Int("units", 16, 128, step=16, default=64)
     bidirectional = hp.Boolean("bidirectional", default=True)

@@ -26,7 +26,7 @@ PROJECT = Project(
     objective="val_fid",
     objective_direction="min",
     # the schedule callbacks drive `model.optimizer`; a GAN has two optimizers of its own
-    defaults={"epochs": 20, "batch_size": 128, "lr_schedule": "constant"},
+    defaults={"epochs": 30, "batch_size": 128, "lr_schedule": "constant"},
     add_options=add_options,
     callbacks=sample_callbacks,
     commands={

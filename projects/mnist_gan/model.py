@@ -415,7 +415,7 @@ def build_model(hp: kt.HyperParameters, splits: Splits) -> GAN:
     smoothing = hp.Float("label_smoothing", 0.0, 0.3, step=0.1, default=0.1)
     ema_decay = hp.Choice("ema_decay", [0.0, 0.99, 0.999, 0.9999], default=0.0)  # 0: no average
     # InfoGAN's categorical code for an unconditional GAN (0: none); a conditional one has the digits
-    codes = hp.Choice("latent_codes", [0, 10], default=0)
+    codes = hp.Choice("latent_codes", [0, 10, 30], default=30)
     # ProGAN's minibatch standard deviation in the discriminator, over groups of this many (0: none)
     stddev_group = hp.Choice("stddev_group", [0, 2, 4, 8], default=0)
     r1_gamma = hp.Choice("r1_gamma", [0.0, 0.1, 1.0, 10.0], default=0.0)  # 0: no R1 penalty

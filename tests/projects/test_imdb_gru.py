@@ -21,7 +21,7 @@ from tests.conftest import last_line, run_cli
 FAST = (
     *("--smoke", "--epochs", "3", "--hp", "sequence_length=60", "--hp", "units=16"),
     *("--hp", "embedding_dim=32", "--hp", "learning_rate=0.01", "--hp", "dropout=0.2"),
-    *("--hp", "embedding_dropout=0.1"),
+    *("--hp", "embedding_dropout=0.1", "--hp", "bigram_buckets=5000"),
 )
 
 
