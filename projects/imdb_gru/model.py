@@ -87,6 +87,9 @@ class BigramIds(layers.Layer):
         self.buckets = buckets
         self.hashing = layers.Hashing(buckets - 1)
 
+    def build(self, input_shape):
+        self.hashing.build(input_shape)  # no weights, but Keras warns about a sublayer left unbuilt
+
     def call(self, ids):
         ids = ops.cast(ids, "int64")
         previous = ops.pad(ids[:, :-1], [[0, 0], [1, 0]])
