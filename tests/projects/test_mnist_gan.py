@@ -162,7 +162,7 @@ def test_r1_penalty_is_half_gamma_times_the_squared_slope_on_each_real_digit(smo
     logits, penalty = gan.judge_real(real, None)
     with tf.GradientTape() as tape:
         tape.watch(real)
-        total = tf.reduce_sum(gan.discriminator(real, training=True))
+        total = tf.reduce_sum(gan.judge(real, None)[0])  # the real-or-generated logit (not the codes)
     slopes = tape.gradient(total, real).numpy()
     assert logits.shape == (4, 1) and penalty.shape == (4,)
     np.testing.assert_allclose(penalty, 5.0 * (slopes**2).sum(axis=(1, 2)), rtol=1e-5)
