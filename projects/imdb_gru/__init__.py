@@ -29,7 +29,7 @@ PROJECT = Project(
     evaluate=evaluate.evaluate,
     serving_endpoint=export.serving_endpoint,
     objective="val_accuracy",
-    defaults={"epochs": 3, "batch_size": 64},
+    defaults={"epochs": 4, "batch_size": 64},
     add_options=add_options,
     commands={
         "predict": Command("score reviews with a trained run", predict.add_arguments, predict.run),

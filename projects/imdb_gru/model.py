@@ -110,6 +110,8 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     embedding_dim = hp.Int("embedding_dim", 32, 256, step=32, default=128)
     # word pairs hashed into this many buckets, each with an embedding added to its second word's (0: none)
     bigram_buckets = hp.Int("bigram_buckets", 0, 200_000, step=50_000, default=100_000)
+    # the share of word pairs zeroed in training, a fresh choice per review and epoch
+    bigram_dropout = hp.Float("bigram_dropout", 0.0, 0.8, step=0.1, default=0.5)
     cell = hp.Choice("cell", list(CELLS), default="gru")
     units = hp.Int("units", 16, 128, step=16, default=64)
     bidirectional = hp.Boolean("bidirectional", default=True)
@@ -123,6 +125,10 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     weight_decay = hp.Float("weight_decay", 0.0, 2.0, step=0.25, default=0.0)
     if bigram_buckets < 0 or bigram_buckets == 1:
         raise UserError(f"bigram_buckets must be 0 (no word pairs) or at least 2; got {bigram_buckets}")
+    if not 0 <= bigram_dropout < 1:
+        raise UserError(
+            f"bigram_dropout is the share of word pairs dropped: 0 or more, below 1; got {bigram_dropout}"
+        )
     if weight_decay < 0:
         raise UserError(f"weight_decay must be 0 or more; got {weight_decay}")
 
@@ -131,14 +137,14 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(tokens)
     if bigram_buckets:
         pairs = BigramIds(bigram_buckets, name="bigram_ids")(tokens)
-        x = layers.Add(name="words_and_pairs")(
-            [
-                x,
-                layers.Embedding(bigram_buckets, embedding_dim, mask_zero=True, name="bigram_embedding")(
-                    pairs
-                ),
-            ]
-        )
+        pair_vectors = layers.Embedding(
+            bigram_buckets, embedding_dim, mask_zero=True, name="bigram_embedding"
+        )(pairs)
+        if bigram_dropout:  # whole pairs zeroed, so the words must carry a review too: the pairs overfit
+            pair_vectors = layers.Dropout(bigram_dropout, noise_shape=(None, None, 1), name="bigram_dropout")(
+                pair_vectors
+            )
+        x = layers.Add(name="words_and_pairs")([x, pair_vectors])
     # the same embedding channels dropped at every position of a review, then whole words zeroed (they
     # still count as positions: the mask is the tokens', so the GRU and the mean pooling step over them)
     x = layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)

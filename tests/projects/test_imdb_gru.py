@@ -106,7 +106,7 @@ def test_weight_decay_reaches_the_optimizer():
     assert build_model(kt.HyperParameters()).optimizer.weight_decay is None  # off by default
 
 
-def test_bad_validation_reviews_weight_decay_and_bigram_buckets_are_refused_with_the_reason(tmp_path):
+def test_bad_validation_reviews_weight_decay_and_word_pair_settings_are_refused_with_the_reason(tmp_path):
     import keras_tuner as kt
 
     from projects.imdb_gru.model import build_model
@@ -121,6 +121,12 @@ def test_bad_validation_reviews_weight_decay_and_bigram_buckets_are_refused_with
     hp = kt.HyperParameters()
     hp.Fixed("bigram_buckets", 1)
     with pytest.raises(UserError, match=r"bigram_buckets must be 0 \(no word pairs\) or at least 2; got 1"):
+        build_model(hp)
+    hp = kt.HyperParameters()
+    hp.Fixed("bigram_dropout", 1.0)
+    with pytest.raises(
+        UserError, match=r"bigram_dropout is the share of word pairs dropped: .* below 1; got 1\.0"
+    ):
         build_model(hp)
 
 
@@ -162,6 +168,27 @@ def test_word_pairs_are_hashed_per_position_and_masked_as_the_words():
     model = build_model(hp)
     # padding stays masked: the shorter review scores the same alone as beside the longer one
     np.testing.assert_allclose(np.asarray(model(ids))[1], np.asarray(model(ids[1:]))[0], atol=1e-6)
+
+
+def test_bigram_dropout_drops_whole_pairs_in_training_only():
+    import keras
+    import keras_tuner as kt
+
+    from projects.imdb_gru.model import build_model
+
+    hp = kt.HyperParameters()
+    hp.Fixed("bigram_buckets", 1000)
+    hp.Fixed("bigram_dropout", 0.5)
+    model = build_model(hp)
+    pairs = keras.Model(model.input, model.get_layer("bigram_embedding").output)
+    dropped = keras.Model(model.input, model.get_layer("bigram_dropout").output)
+    ids = np.random.default_rng(0).integers(2, 20_000, (4, 600))
+    kept = np.asarray(pairs(ids))[:, :500] / 0.5  # what a kept pair's vector becomes (scaled by 1 / 0.5)
+    out = np.asarray(dropped(ids, training=True))[:, :500]
+    zero, whole = (out == 0).all(-1), np.isclose(out, kept, atol=1e-6).all(-1)
+    assert (zero | whole).all()  # every pair is dropped or kept as a whole vector
+    assert 0.4 < zero.mean() < 0.6
+    np.testing.assert_allclose(np.asarray(dropped(ids)), np.asarray(pairs(ids)))  # none dropped to predict
 
 
 @pytest.fixture(scope="module")
