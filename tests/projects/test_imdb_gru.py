@@ -130,6 +130,21 @@ def test_bad_validation_reviews_weight_decay_and_word_pair_settings_are_refused_
         build_model(hp)
 
 
+def test_negative_word_pair_settings_are_refused_with_the_reason():
+    import keras_tuner as kt
+
+    from projects.imdb_gru.model import build_model
+
+    for name, value, message in (
+        ("bigram_buckets", -5, r"bigram_buckets must be 0 \(no word pairs\) or at least 2; got -5"),
+        ("bigram_dropout", -0.1, r"bigram_dropout is the share of word pairs dropped: .*; got -0\.1"),
+    ):
+        hp = kt.HyperParameters()
+        hp.Fixed(name, value)
+        with pytest.raises(UserError, match=message):
+            build_model(hp)
+
+
 def test_an_archive_without_reviews_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="holds no aclImdb/train"):
         read_reviews(write_archive(tmp_path / "a.tar.gz", {"other/file.txt": b"x"}))
