@@ -3,6 +3,10 @@
 Each score comes with its reference points, scored by the same classifier: real test digits against the
 real training digits (the best a generator can hope for) and uniform noise images (what no learning
 gives). A conditional model also gets the share of digits the classifier reads as the digit asked for.
+
+FID mixes two things: which digits are drawn and how well. Two more numbers pull them apart: the FID of
+the generated digits subsampled to the training digits' shares (how well, whatever the mix) and the FID of
+real test digits subsampled to the generated digits' shares (what the mix alone costs).
 """
 
 from __future__ import annotations
@@ -21,15 +25,53 @@ from shared.project import Splits
 GENERATED = 10_000
 
 
-def scores(model: keras.Model, images: np.ndarray, reference) -> tuple[float, float, np.ndarray]:
-    """(inception score, FID to `reference`, predicted digits) of uint8 images."""
+def scores(model: keras.Model, images: np.ndarray, reference) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """(inception score, FID to `reference`, predicted digits, features) of uint8 images."""
     features, probabilities = model.scorer.predict(images.astype(np.float32), batch_size=1000, verbose=0)
     fid = scorer.frechet_distance(scorer.statistics(features), reference)
-    return scorer.inception_score(probabilities), fid, probabilities.argmax(axis=1)
+    return scorer.inception_score(probabilities), fid, probabilities.argmax(axis=1), features
+
+
+def subsample_to_shares(labels: np.ndarray, shares: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Indices of as many examples as `labels` allows, drawn without replacement, whose digits come in
+    `shares` (10 numbers summing to 1): the digit with the fewest examples for its share sets the size."""
+    counts = np.bincount(labels, minlength=10)
+    wanted = np.asarray(shares, np.float64)
+    size = min(counts[d] / wanted[d] for d in range(10) if wanted[d] > 0)
+    rng = np.random.default_rng(seed)
+    picked = [
+        rng.choice(np.flatnonzero(labels == d), int(wanted[d] * size), replace=False) for d in range(10)
+    ]
+    return np.sort(np.concatenate(picked))
+
+
+def share_separated_fids(
+    generated: tuple[np.ndarray, np.ndarray],
+    real: tuple[np.ndarray, np.ndarray],
+    real_shares: np.ndarray,
+    reference,
+) -> dict[str, float | int | None]:
+    """FIDs with the digit mix evened out or imposed: (features, digit) pairs for generated and real.
+    None where a digit the other side needs is missing altogether (fewer than 2 examples to score)."""
+    (generated_features, generated_digits), (real_features, real_digits) = generated, real
+    generated_shares = np.bincount(generated_digits, minlength=10) / len(generated_digits)
+    evened = subsample_to_shares(generated_digits, real_shares)
+    imposed = subsample_to_shares(real_digits, generated_shares)
+
+    def distance(features: np.ndarray) -> float | None:
+        return scorer.frechet_distance(scorer.statistics(features), reference) if len(features) > 1 else None
+
+    return {
+        "fid_at_real_shares": distance(generated_features[evened]),
+        "fid_at_real_shares_size": len(evened),
+        "fid_real_at_generated_shares": distance(real_features[imposed]),
+        "fid_real_at_generated_shares_size": len(imposed),
+    }
 
 
 def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    x_test, _ = in_memory(splits.test)
+    x_test, y_test = in_memory(splits.test)
+    _, y_train = in_memory(splits.train)
     # the training digits' statistics the model carries (validation's reference): not recomputed here
     root = keras.ops.convert_to_numpy(model.real_root)
     reference = keras.ops.convert_to_numpy(model.real_mean), root @ root
@@ -40,9 +82,9 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
     generated = samples.generate(model.sampler, latent, labels)
     noise = rng.integers(0, 256, size=(GENERATED, 28, 28), dtype=np.uint8)
 
-    inception, fid, predicted = scores(model, generated, reference)
-    real_inception, real_fid, _ = scores(model, x_test, reference)
-    noise_inception, noise_fid, _ = scores(model, noise, reference)
+    inception, fid, predicted, features = scores(model, generated, reference)
+    real_inception, real_fid, _, real_features = scores(model, x_test, reference)
+    noise_inception, noise_fid, *_ = scores(model, noise, reference)
     metrics = {
         "inception_score": inception,
         "fid": fid,
@@ -55,6 +97,12 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
         "generated": GENERATED,
         # how evenly the digits come out: the classifier's reading of each, as shares
         "digit_shares": (np.bincount(predicted, minlength=10) / GENERATED).tolist(),
+        **share_separated_fids(
+            (features, predicted),
+            (real_features, y_test),
+            np.bincount(y_train, minlength=10) / len(y_train),
+            reference,
+        ),
     }
     if model.conditional:
         hits = predicted == labels

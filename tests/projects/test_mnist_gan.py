@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from projects.mnist_gan import data, generate, model, scorer
+from projects.mnist_gan.evaluate import share_separated_fids, subsample_to_shares
 from shared.config import RunConfig, UserError
 from tests.conftest import cli_env, last_line, run_cli
 
@@ -44,6 +45,42 @@ def test_frechet_distance_known_cases():
     root = np.real(scipy.linalg.sqrtm(stats[1] @ b[1]))
     expected = np.sum((stats[0] - b[0]) ** 2) + np.trace(stats[1] + b[1] - 2 * root)
     assert scorer.frechet_distance(stats, b) == pytest.approx(expected, rel=1e-6)
+
+
+def test_subsampling_to_shares_takes_each_digit_in_its_share_and_no_example_twice():
+    labels = np.repeat(np.arange(10), [50, 300, 100, 100, 100, 100, 100, 100, 100, 100])
+    shares = np.full(10, 0.1)
+    picked = subsample_to_shares(labels, shares)
+    assert len(set(picked)) == len(picked) == 500  # the 50 zeros set the size
+    assert np.array_equal(np.bincount(labels[picked], minlength=10), np.full(10, 50))
+    skewed = subsample_to_shares(labels, [0.0, 0.5] + [0.5 / 8] * 8)
+    assert np.bincount(labels[skewed], minlength=10)[:2].tolist() == [0, 300]
+
+
+def test_share_separated_fids_tell_the_digit_mix_from_the_drawing():
+    """Generated 'digits' drawn exactly as the real ones but with too many of one: their plain FID is
+    large, evened out it is near a real sample's, and real digits given their mix score as badly."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=3.0, size=(10, 6))
+
+    def sample(counts):
+        digits = np.repeat(np.arange(10), counts)
+        return centres[digits] + rng.normal(size=(len(digits), 6)), digits
+
+    reference = scorer.statistics(sample(np.full(10, 3000))[0])
+    real = sample(np.full(10, 1000))
+    generated = sample([500] * 9 + [5500])  # 55% nines
+    plain = scorer.frechet_distance(scorer.statistics(generated[0]), reference)
+    fids = share_separated_fids(generated, real, np.full(10, 0.1), reference)
+    real_fid = scorer.frechet_distance(scorer.statistics(real[0]), reference)
+    assert plain > 20 * real_fid
+    assert fids["fid_at_real_shares"] < 3 * real_fid + 0.05
+    assert fids["fid_at_real_shares_size"] == 5000
+    assert fids["fid_real_at_generated_shares"] == pytest.approx(plain, rel=0.3)
+    assert fids["fid_real_at_generated_shares_size"] == 1810  # 1,000 nines (55%), 90 of each other digit
+    # a digit never drawn cannot be evened out: no number rather than a wrong one
+    missing = share_separated_fids(sample([0] + [1000] * 9), real, np.full(10, 0.1), reference)
+    assert missing["fid_at_real_shares"] is None and missing["fid_at_real_shares_size"] == 0
 
 
 def test_in_graph_metrics_equal_the_numpy_scores():
