@@ -23,6 +23,7 @@ from shared.data import in_memory
 from shared.project import Splits
 
 GENERATED = 10_000
+MIN_SUBSAMPLE = 1_000  # the FID of fewer digits is mostly its small-sample bias: not reported
 
 
 def scores(model: keras.Model, images: np.ndarray, reference) -> tuple[float, float, np.ndarray, np.ndarray]:
@@ -48,18 +49,21 @@ def subsample_to_shares(labels: np.ndarray, shares: np.ndarray, seed: int = 0) -
 def share_separated_fids(
     generated: tuple[np.ndarray, np.ndarray],
     real: tuple[np.ndarray, np.ndarray],
-    real_shares: np.ndarray,
+    training_shares: np.ndarray,
     reference,
 ) -> dict[str, float | int | None]:
-    """FIDs with the digit mix evened out or imposed: (features, digit) pairs for generated and real.
-    None where a digit the other side needs is missing altogether (fewer than 2 examples to score)."""
+    """FIDs with the digit mix set to the training digits' or imposed on the real ones: (features, digit)
+    pairs for generated and real test digits. None where a digit the other side needs is (nearly) never
+    drawn, so that fewer than MIN_SUBSAMPLE digits would be scored."""
     (generated_features, generated_digits), (real_features, real_digits) = generated, real
     generated_shares = np.bincount(generated_digits, minlength=10) / len(generated_digits)
-    evened = subsample_to_shares(generated_digits, real_shares)
+    evened = subsample_to_shares(generated_digits, training_shares)
     imposed = subsample_to_shares(real_digits, generated_shares)
 
     def distance(features: np.ndarray) -> float | None:
-        return scorer.frechet_distance(scorer.statistics(features), reference) if len(features) > 1 else None
+        if len(features) < MIN_SUBSAMPLE:
+            return None
+        return scorer.frechet_distance(scorer.statistics(features), reference)
 
     return {
         "fid_at_real_shares": distance(generated_features[evened]),

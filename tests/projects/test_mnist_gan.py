@@ -54,7 +54,7 @@ def test_subsampling_to_shares_takes_each_digit_in_its_share_and_no_example_twic
     assert len(set(picked)) == len(picked) == 500  # the 50 zeros set the size
     assert np.array_equal(np.bincount(labels[picked], minlength=10), np.full(10, 50))
     skewed = subsample_to_shares(labels, [0.0, 0.5] + [0.5 / 8] * 8)
-    assert np.bincount(labels[skewed], minlength=10)[:2].tolist() == [0, 300]
+    assert np.bincount(labels[skewed], minlength=10).tolist() == [0, 300] + [37] * 8
 
 
 def test_share_separated_fids_tell_the_digit_mix_from_the_drawing():
@@ -81,6 +81,10 @@ def test_share_separated_fids_tell_the_digit_mix_from_the_drawing():
     # a digit never drawn cannot be evened out: no number rather than a wrong one
     missing = share_separated_fids(sample([0] + [1000] * 9), real, np.full(10, 0.1), reference)
     assert missing["fid_at_real_shares"] is None and missing["fid_at_real_shares_size"] == 0
+    assert missing["fid_real_at_generated_shares"] < 1.0  # real digits without zeros: still scored
+    # nor can a digit drawn a few times: 30 zeros would leave 300 digits, too few to score
+    rare = share_separated_fids(sample([30] + [1000] * 9), real, np.full(10, 0.1), reference)
+    assert rare["fid_at_real_shares"] is None and rare["fid_at_real_shares_size"] == 300
 
 
 def test_in_graph_metrics_equal_the_numpy_scores():
@@ -328,6 +332,10 @@ def test_smoke_training_on_two_replicas_writes_scores_samples_and_a_checked_expo
     for name in ("inception_score", "fid", "fid_real_floor", "fid_noise", "scorer_test_accuracy"):
         assert np.isfinite(metrics[name]), name
     assert metrics["fid_real_floor"] < metrics["fid_noise"]
+    # the mix-separated FIDs: the real side is a subsample of the 200 test digits, too few to score
+    assert metrics["fid_real_at_generated_shares_size"] <= 200
+    assert metrics["fid_real_at_generated_shares"] is None
+    assert 0 <= metrics["fid_at_real_shares_size"] <= 10_000 and "fid_at_real_shares" in metrics
     import pandas as pd
 
     # validation's in-graph FID (200 digits, the mean of two replicas') is the same measure as evaluate's
