@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import keras
 import keras_tuner as kt
+import tensorflow as tf
 from keras import layers, ops
+from keras.src.losses.loss import unscale_loss_for_distribution
 
 from projects.imdb_gru.data import MAX_LENGTH, MAX_TOKENS
 from shared.config import UserError
@@ -80,7 +82,7 @@ class MaxAndMeanPooling(layers.Layer):
 class BigramIds(layers.Layer):
     """Token ids [N, T] -> the id of the word pair ending at each position: the exact pair (previous id x
     MAX_TOKENS + id, the first word paired with the start) hashed into 1..buckets - 1 by Keras's Hashing
-    (FarmHash), as fastText hashes its word pairs; 0 at padding, which masks as the words' ids do."""
+    (FarmHash), as fastText hashes its word pairs; 0 at padding, as the words' ids."""
 
     def __init__(self, buckets: int, **kwargs):
         super().__init__(**kwargs)
@@ -103,6 +105,80 @@ class BigramIds(layers.Layer):
         return {**super().get_config(), "buckets": self.buckets}
 
 
+@keras.saving.register_keras_serializable(package="imdb_gru")
+class RealTokens(layers.Layer):
+    """Token ids -> True where there is a word (the mask that `mask_zero` gives the embedding's output)."""
+
+    def call(self, tokens):
+        return ops.not_equal(tokens, 0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="imdb_gru")
+class ReviewClassifier(keras.Model):
+    """The `embedder` (token ids -> embedded words, dropouts applied) then the `recurrent` part.
+
+    With `adversarial_epsilon` > 0, each training step also fits the batch with its embeddings pushed the
+    way that raises the loss the most (Miyato et al. 2017, "Adversarial training methods for
+    semi-supervised text classification"): the push is `adversarial_epsilon` times the norm of each
+    review's embeddings, so larger embeddings cannot shrink it. Scoring is unchanged.
+    """
+
+    def __init__(self, *args, adversarial_epsilon: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.adversarial_epsilon = adversarial_epsilon
+
+    def train_step(self, data):
+        if not self.adversarial_epsilon:
+            return super().train_step(data)
+        ids, labels, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            embedded, tokens = self.get_layer("embedder")(ids, training=True)
+            loss, predicted, push = self.loss_and_push(embedded, tokens, labels, sample_weight)
+            adversarial_loss, _ = self.loss_at(embedded + push, tokens, labels, sample_weight)
+            total = self.optimizer.scale_loss(loss + adversarial_loss)
+        gradients = tape.gradient(total, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights, strict=True))
+        # as Keras's own train_step: the tracked loss undoes compute_loss's division by the replicas
+        self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(ids)[0])
+        return self.compute_metrics(ids, labels, predicted, sample_weight=sample_weight)
+
+    def loss_at(self, embedded, tokens, labels, sample_weight=None):
+        """The loss (per replica, as `compute_loss` gives it) and the predictions from embedded reviews."""
+        predicted = self.get_layer("recurrent")([embedded, tokens], training=True)
+        return self.compute_loss(y=labels, y_pred=predicted, sample_weight=sample_weight), predicted
+
+    def loss_and_push(self, embedded, tokens, labels, sample_weight=None):
+        """`loss_at`, and the push on the embeddings that raises that loss the most to first order: along
+        the loss's gradient, `adversarial_epsilon` x the norm of each review's embedded words long (padding
+        aside). Constant: no gradient flows through it."""
+        with tf.GradientTape() as tape:
+            tape.watch(embedded)
+            loss, predicted = self.loss_at(embedded, tokens, labels, sample_weight)
+        gradient = tape.gradient(loss, embedded)  # 0 at padding: the recurrent part never reads it there
+        real = tf.cast(tf.not_equal(tokens, 0), embedded.dtype)[:, :, None]
+        length = self.adversarial_epsilon * _per_review_norm(embedded * real)
+        return loss, predicted, tf.stop_gradient(length * gradient / (_per_review_norm(gradient) + 1e-12))
+
+    def get_config(self):
+        return {**super().get_config(), "adversarial_epsilon": self.adversarial_epsilon}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        epsilon = config.pop("adversarial_epsilon", 0.0)
+        model = super().from_config(config, custom_objects=custom_objects)
+        model.adversarial_epsilon = epsilon
+        return model
+
+
+def _per_review_norm(x: tf.Tensor) -> tf.Tensor:
+    """[N, T, D] -> [N, 1, 1]: the L2 norm of each review's vectors taken together."""
+    return tf.sqrt(tf.reduce_sum(tf.square(x), axis=[1, 2], keepdims=True))
+
+
 def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.Model:
     """The recurrent classifier for `hp`; the input is the vectorizer's fixed-size id matrix."""
     vocab_size = hp.Int("vocab_size", 5_000, MAX_TOKENS, step=5_000, default=20_000)
@@ -123,23 +199,25 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     learning_rate = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
     # decoupled weight decay (AdamW's): every step shrinks each weight by learning_rate x weight_decay of it
     weight_decay = hp.Float("weight_decay", 0.0, 2.0, step=0.25, default=0.0)
+    # adversarial training: the size of the push on each review's embeddings, relative to their norm (0: off)
+    adversarial_epsilon = hp.Float("adversarial_epsilon", 0.0, 0.1, step=0.01, default=0.0)
     if bigram_buckets < 0 or bigram_buckets == 1:
         raise UserError(f"bigram_buckets must be 0 (no word pairs) or at least 2; got {bigram_buckets}")
     if not 0 <= bigram_dropout < 1:
         raise UserError(
             f"bigram_dropout is the share of word pairs dropped: 0 or more, below 1; got {bigram_dropout}"
         )
+    if adversarial_epsilon < 0:
+        raise UserError(f"adversarial_epsilon must be 0 (off) or more; got {adversarial_epsilon}")
     if weight_decay < 0:
         raise UserError(f"weight_decay must be 0 or more; got {weight_decay}")
 
     ids = keras.Input(shape=(MAX_LENGTH,), dtype="int64", name="token_ids")
     tokens = Truncate(vocab_size, sequence_length, name="truncate")(ids)
-    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(tokens)
+    x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(tokens)
     if bigram_buckets:
         pairs = BigramIds(bigram_buckets, name="bigram_ids")(tokens)
-        pair_vectors = layers.Embedding(
-            bigram_buckets, embedding_dim, mask_zero=True, name="bigram_embedding"
-        )(pairs)
+        pair_vectors = layers.Embedding(bigram_buckets, embedding_dim, name="bigram_embedding")(pairs)
         if bigram_dropout:  # whole pairs zeroed, so the words must carry a review too: the pairs overfit
             pair_vectors = layers.Dropout(bigram_dropout, noise_shape=(None, None, 1), name="bigram_dropout")(
                 pair_vectors
@@ -150,16 +228,31 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     x = layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)
     if word_dropout:
         x = layers.Dropout(word_dropout, noise_shape=(None, None, 1), name="word_dropout")(x)
+    embedder = keras.Model(ids, [x, tokens], name="embedder")
+
+    # the recurrent part takes the embedded review and its token ids (for the mask) as two inputs, so
+    # adversarial training can perturb the embeddings between the two parts
+    embedded = keras.Input(shape=(None, embedding_dim), name="embedded")
+    token_ids = keras.Input(shape=(None,), dtype=tokens.dtype, name="tokens")
+    mask = RealTokens(name="real_tokens")(token_ids)
+    x = embedded
     for i in range(depth):
         sequences = i < depth - 1 or pooling == "max_and_mean"
         layer = CELLS[cell](units, return_sequences=sequences, name=f"{cell}{i + 1}")
-        x = layers.Bidirectional(layer, name=f"bidirectional{i + 1}")(x) if bidirectional else layer(x)
+        layer = layers.Bidirectional(layer, name=f"bidirectional{i + 1}") if bidirectional else layer
+        x = layer(x, mask=mask)
     if pooling == "max_and_mean":  # every position's state, not only the last one
-        x = MaxAndMeanPooling(name="max_and_mean")(x)
+        x = MaxAndMeanPooling(name="max_and_mean")(x, mask=mask)
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="positive_probability")(x)
+    recurrent = keras.Model([embedded, token_ids], outputs, name="recurrent")
 
-    model = keras.Model(ids, outputs, name=f"imdb_{'bi' if bidirectional else ''}{cell}")
+    model = ReviewClassifier(
+        ids,
+        recurrent(embedder(ids)),
+        adversarial_epsilon=adversarial_epsilon,
+        name=f"imdb_{'bi' if bidirectional else ''}{cell}",
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, weight_decay=weight_decay or None),
         loss=keras.losses.BinaryCrossentropy(),

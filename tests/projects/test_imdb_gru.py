@@ -194,10 +194,10 @@ def test_bigram_dropout_drops_whole_pairs_in_training_only():
     hp = kt.HyperParameters()
     hp.Fixed("bigram_buckets", 1000)
     hp.Fixed("bigram_dropout", 0.3)
-    model = build_model(hp)
-    assert model.get_layer("words_and_pairs").input[1] is model.get_layer("bigram_dropout").output
-    pairs = keras.Model(model.input, model.get_layer("bigram_embedding").output)
-    dropped = keras.Model(model.input, model.get_layer("bigram_dropout").output)
+    embedder = build_model(hp).get_layer("embedder")
+    assert embedder.get_layer("words_and_pairs").input[1] is embedder.get_layer("bigram_dropout").output
+    pairs = keras.Model(embedder.input, embedder.get_layer("bigram_embedding").output)
+    dropped = keras.Model(embedder.input, embedder.get_layer("bigram_dropout").output)
     ids = np.tile(np.random.default_rng(0).integers(2, 20_000, (1, 600)), (4, 1))  # one review, 4 times
     kept = np.asarray(pairs(ids)) / 0.7  # what a kept pair's vector becomes (scaled by 1 / (1 - 0.3))
     out = np.asarray(dropped(ids, training=True))
@@ -206,6 +206,115 @@ def test_bigram_dropout_drops_whole_pairs_in_training_only():
     assert (abs(zero.mean(1) - 0.3) < 0.1).all()  # 30% of them, in every review
     assert all((zero[0] != zero[i]).any() for i in (1, 2, 3))  # a fresh choice for each review
     np.testing.assert_allclose(np.asarray(dropped(ids)), np.asarray(pairs(ids)))  # none dropped to predict
+
+
+def small_adversarial_model(epsilon: float):
+    import keras_tuner as kt
+
+    from projects.imdb_gru.model import build_model
+
+    hp = kt.HyperParameters()
+    for name, value in (("embedding_dim", 16), ("units", 8), ("bigram_buckets", 500)):
+        hp.Fixed(name, value)
+    hp.Fixed("adversarial_epsilon", epsilon)
+    return build_model(hp)
+
+
+def test_the_adversarial_push_raises_the_loss_and_is_epsilon_of_each_reviews_norm():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = small_adversarial_model(0.05)
+    rng = np.random.default_rng(0)
+    ids = np.zeros((6, 600), "int64")
+    for i in range(6):
+        ids[i, : 4 + 5 * i] = rng.integers(2, 20_000, 4 + 5 * i)
+    labels = np.array([0, 1, 0, 1, 1, 0], "float32")
+    embedded, tokens = model.get_layer("embedder")(ids)
+    loss, _, push = model.loss_and_push(embedded, tokens, labels)
+    real = (np.asarray(tokens) != 0)[:, :, None]
+    norm = lambda x: np.sqrt((np.asarray(x) ** 2).sum(axis=(1, 2)))  # noqa: E731
+    np.testing.assert_allclose(norm(push), 0.05 * norm(np.asarray(embedded) * real), rtol=1e-4)
+    assert (np.asarray(push)[~real[:, :, 0]] == 0).all()  # padding is neither pushed nor counted
+    pushed, _ = model.loss_at(embedded + push, tokens, labels)
+    pulled, _ = model.loss_at(embedded - push, tokens, labels)
+    assert float(pushed) > float(loss) > float(pulled)  # along the gradient: up; against it: down
+
+
+def test_bad_adversarial_epsilon_is_refused_with_the_reason():
+    with pytest.raises(UserError, match=r"adversarial_epsilon must be 0 \(off\) or more; got -0\.1"):
+        small_adversarial_model(-0.1)
+
+
+ADVERSARIAL_REPLICA_CHECK = r"""
+import contextlib, json
+import numpy as np
+import tensorflow as tf
+from shared.strategy import make_strategy
+strategy = make_strategy("mirrored", 2)  # first: it splits the CPU
+import keras
+from projects.imdb_gru import PROJECT
+from shared.project import Splits
+from shared.runner import build_checked
+
+# no dropout, so every model sees the same network and their steps can be compared
+values = {"embedding_dim": 16, "units": 8, "bigram_buckets": 500, "bigram_dropout": 0.0,
+          "embedding_dropout": 0.0, "word_dropout": 0.0, "dropout": 0.0}
+rng = np.random.default_rng(0)
+ids = np.zeros((16, 600), "int64")
+for i in range(16):
+    ids[i, : 5 + 3 * i] = rng.integers(2, 20_000, 5 + 3 * i)
+dataset = tf.data.Dataset.from_tensor_slices((ids, (np.arange(16) % 2).astype("float32"))).batch(16)
+splits = Splits(None, None, None)
+keras.utils.set_random_seed(0)
+start = build_checked(PROJECT, values, splits)[0].get_weights()
+
+def one_step(epsilon, scope):
+    with scope:
+        model = build_checked(PROJECT, {**values, "adversarial_epsilon": epsilon}, splits)[0]
+        model.set_weights(start)
+        # plain SGD: its step is proportional to the gradient, so a gradient twice too big shows
+        model.compile(keras.optimizers.SGD(0.5), keras.losses.BinaryCrossentropy())
+    model.fit(dataset, epochs=1, verbose=0)
+    return model.get_weights()
+
+def largest_gap(a, b):
+    return max(float(np.abs(x - y).max()) for x, y in zip(a, b))
+
+one = one_step(0.05, contextlib.nullcontext())
+two = one_step(0.05, strategy.scope())
+plain = one_step(0.0, contextlib.nullcontext())
+plain_two = one_step(0.0, strategy.scope())
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "moved": largest_gap(one, start),
+                  "gap": largest_gap(one, two), "adversarial_part": largest_gap(one, plain),
+                  "plain_gap": largest_gap(plain, plain_two)}))
+"""
+
+
+def test_an_adversarial_step_on_two_replicas_updates_as_one_step_on_one(tmp_path):
+    """The same weights and global batch of 16: one adversarial step on one device and one on two
+    replicas (8 reviews each) must leave the same weights; a loss averaged over the replica's batch
+    instead of the global one would double the step. The adversarial part must change the step."""
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    result = subprocess.run(
+        [sys.executable, "-c", ADVERSARIAL_REPLICA_CHECK],
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(last_line(result.stdout))
+    assert outcome["replicas"] == 2
+    assert outcome["moved"] > 1e-3, outcome
+    assert outcome["gap"] < 1e-5, outcome
+    assert outcome["adversarial_part"] > 1e-4, outcome
+    assert outcome["plain_gap"] < 1e-5, outcome  # and so do plain steps
 
 
 @pytest.fixture(scope="module")
