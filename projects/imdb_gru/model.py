@@ -134,13 +134,18 @@ class ReviewClassifier(keras.Model):
         if not self.adversarial_epsilon:
             return super().train_step(data)
         ids, labels, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
+        weights = self.trainable_weights
+        # one backward pass gives the clean loss's gradients for the weights and the embeddings at once
+        with tf.GradientTape(persistent=True) as tape:
             embedded, tokens = self.get_layer("embedder")(ids, training=True)
-            loss, predicted, push = self.loss_and_push(embedded, tokens, labels, sample_weight)
+            loss, predicted = self.loss_at(embedded, tokens, labels, sample_weight)
+        *gradients, towards_higher_loss = tape.gradient(self.optimizer.scale_loss(loss), [*weights, embedded])
+        push = tf.stop_gradient(self.push_along(towards_higher_loss, embedded, tokens))
+        with tape:
             adversarial_loss, _ = self.loss_at(embedded + push, tokens, labels, sample_weight)
-            total = self.optimizer.scale_loss(loss + adversarial_loss)
-        gradients = tape.gradient(total, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights, strict=True))
+        adversarial = tape.gradient(self.optimizer.scale_loss(adversarial_loss), weights)
+        del tape
+        self.optimizer.apply_gradients(zip(map(_add, gradients, adversarial), weights, strict=True))
         # as Keras's own train_step: the tracked loss undoes compute_loss's division by the replicas
         self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(ids)[0])
         return self.compute_metrics(ids, labels, predicted, sample_weight=sample_weight)
@@ -150,17 +155,13 @@ class ReviewClassifier(keras.Model):
         predicted = self.get_layer("recurrent")([embedded, tokens], training=True)
         return self.compute_loss(y=labels, y_pred=predicted, sample_weight=sample_weight), predicted
 
-    def loss_and_push(self, embedded, tokens, labels, sample_weight=None):
-        """`loss_at`, and the push on the embeddings that raises that loss the most to first order: along
-        the loss's gradient, `adversarial_epsilon` x the norm of each review's embedded words long (padding
-        aside). Constant: no gradient flows through it."""
-        with tf.GradientTape() as tape:
-            tape.watch(embedded)
-            loss, predicted = self.loss_at(embedded, tokens, labels, sample_weight)
-        gradient = tape.gradient(loss, embedded)  # 0 at padding: the recurrent part never reads it there
+    def push_along(self, gradient, embedded, tokens):
+        """The push on the embeddings that raises the loss the most, to first order: along the loss's
+        `gradient` for them, `adversarial_epsilon` x the norm of each review's embedded words long
+        (padding, where the gradient is 0, does not count)."""
         real = tf.cast(tf.not_equal(tokens, 0), embedded.dtype)[:, :, None]
         length = self.adversarial_epsilon * _per_review_norm(embedded * real)
-        return loss, predicted, tf.stop_gradient(length * gradient / (_per_review_norm(gradient) + 1e-12))
+        return length * gradient / (_per_review_norm(gradient) + 1e-12)
 
     def get_config(self):
         return {**super().get_config(), "adversarial_epsilon": self.adversarial_epsilon}
@@ -172,6 +173,15 @@ class ReviewClassifier(keras.Model):
         model = super().from_config(config, custom_objects=custom_objects)
         model.adversarial_epsilon = epsilon
         return model
+
+
+def _add(a, b):
+    """The sum of two gradients of one weight; an embedding's are IndexedSlices (the rows used)."""
+    if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):
+        return tf.IndexedSlices(
+            tf.concat([a.values, b.values], 0), tf.concat([a.indices, b.indices], 0), a.dense_shape
+        )
+    return tf.convert_to_tensor(a) + tf.convert_to_tensor(b)
 
 
 def _per_review_norm(x: tf.Tensor) -> tf.Tensor:
