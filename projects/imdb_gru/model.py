@@ -210,7 +210,7 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
     # decoupled weight decay (AdamW's): every step shrinks each weight by learning_rate x weight_decay of it
     weight_decay = hp.Float("weight_decay", 0.0, 2.0, step=0.25, default=0.0)
     # adversarial training: the size of the push on each review's embeddings, relative to their norm (0: off)
-    adversarial_epsilon = hp.Float("adversarial_epsilon", 0.0, 0.1, step=0.01, default=0.0)
+    adversarial_epsilon = hp.Float("adversarial_epsilon", 0.0, 0.1, step=0.01, default=0.05)
     if bigram_buckets < 0 or bigram_buckets == 1:
         raise UserError(f"bigram_buckets must be 0 (no word pairs) or at least 2; got {bigram_buckets}")
     if not 0 <= bigram_dropout < 1:
