@@ -1,5 +1,5 @@
 """Embeddings of words and of word pairs -> (bidirectional) recurrent layers -> max and mean pooling ->
-sigmoid, over token ids.
+sigmoid, over token ids; trained with adversarial pushes on the embeddings (`ReviewClassifier`).
 
 The vectorizer is adapted once, with room to spare (MAX_TOKENS words, MAX_LENGTH tokens). `vocab_size` and
 `sequence_length` are hyperparameters all the same: `Truncate` keeps the first `sequence_length` tokens and
@@ -123,7 +123,8 @@ class ReviewClassifier(keras.Model):
     With `adversarial_epsilon` > 0, each training step also fits the batch with its embeddings pushed the
     way that raises the loss the most (Miyato et al. 2017, "Adversarial training methods for
     semi-supervised text classification"): the push is `adversarial_epsilon` times the norm of each
-    review's embeddings, so larger embeddings cannot shrink it. Scoring is unchanged.
+    review's embedded words, so larger embeddings cannot shrink it, and it lands after the dropouts, on
+    what the recurrent part reads. Scoring is unchanged. TensorFlow backend (the train_step uses tapes).
     """
 
     def __init__(self, *args, adversarial_epsilon: float = 0.0, **kwargs):
@@ -134,19 +135,39 @@ class ReviewClassifier(keras.Model):
         if not self.adversarial_epsilon:
             return super().train_step(data)
         ids, labels, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        weights = self.trainable_weights
-        # one backward pass gives the clean loss's gradients for the weights and the embeddings at once
-        with tf.GradientTape(persistent=True) as tape:
-            embedded, tokens = self.get_layer("embedder")(ids, training=True)
+        embedder, recurrent = self.get_layer("embedder"), self.get_layer("recurrent")
+        with tf.GradientTape() as embedding_tape:
+            embedded, tokens = embedder(ids, training=True)
+        # the clean loss's backward pass gives its gradients for the recurrent weights and for the
+        # embedded words at once; the push follows the latter
+        with tf.GradientTape() as tape:
+            tape.watch(embedded)
             loss, predicted = self.loss_at(embedded, tokens, labels, sample_weight)
-        *gradients, towards_higher_loss = tape.gradient(self.optimizer.scale_loss(loss), [*weights, embedded])
-        push = tf.stop_gradient(self.push_along(towards_higher_loss, embedded, tokens))
-        with tape:
-            adversarial_loss, _ = self.loss_at(embedded + push, tokens, labels, sample_weight)
-        adversarial = tape.gradient(self.optimizer.scale_loss(adversarial_loss), weights)
-        del tape
-        self.optimizer.apply_gradients(zip(map(_add, gradients, adversarial), weights, strict=True))
-        # as Keras's own train_step: the tracked loss undoes compute_loss's division by the replicas
+        *clean, towards_higher_loss = tape.gradient(
+            self.optimizer.scale_loss(loss), [*recurrent.trainable_weights, embedded]
+        )
+        pushed = embedded + tf.stop_gradient(self.push_along(towards_higher_loss, embedded, tokens))
+        with tf.GradientTape() as tape:
+            tape.watch(pushed)
+            adversarial_loss, _ = self.loss_at(pushed, tokens, labels, sample_weight)
+        *adversarial, at_pushed = tape.gradient(
+            self.optimizer.scale_loss(adversarial_loss), [*recurrent.trainable_weights, pushed]
+        )
+        # both losses reach the embedding tables through the same embedded words: summing there first
+        # gives the gradient of their sum, one row per word (as a single backward pass would)
+        embedding_gradients = embedding_tape.gradient(
+            embedded, embedder.trainable_weights, output_gradients=towards_higher_loss + at_pushed
+        )
+        recurrent_gradients = [a + b for a, b in zip(clean, adversarial, strict=True)]
+        self.optimizer.apply_gradients(
+            zip(
+                [*embedding_gradients, *recurrent_gradients],
+                [*embedder.trainable_weights, *recurrent.trainable_weights],
+                strict=True,
+            )
+        )
+        # as Keras's own train_step: the tracked loss (the clean one) undoes compute_loss's division by
+        # the replicas
         self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(ids)[0])
         return self.compute_metrics(ids, labels, predicted, sample_weight=sample_weight)
 
@@ -159,9 +180,12 @@ class ReviewClassifier(keras.Model):
         """The push on the embeddings that raises the loss the most, to first order: along the loss's
         `gradient` for them, `adversarial_epsilon` x the norm of each review's embedded words long
         (padding, where the gradient is 0, does not count)."""
-        real = tf.cast(tf.not_equal(tokens, 0), embedded.dtype)[:, :, None]
-        length = self.adversarial_epsilon * _per_review_norm(embedded * real)
-        return length * gradient / (_per_review_norm(gradient) + 1e-12)
+        # in float32: under mixed precision the gradient is of a scaled-up loss, and a float16 sum of its
+        # squares would overflow (and 1e-12 is 0 in float16)
+        gradient, words = tf.cast(gradient, tf.float32), tf.cast(embedded, tf.float32)
+        real = tf.cast(tf.not_equal(tokens, 0), tf.float32)[:, :, None]
+        length = self.adversarial_epsilon * _per_review_norm(words * real)
+        return tf.cast(length * gradient / (_per_review_norm(gradient) + 1e-12), embedded.dtype)
 
     def get_config(self):
         return {**super().get_config(), "adversarial_epsilon": self.adversarial_epsilon}
@@ -173,15 +197,6 @@ class ReviewClassifier(keras.Model):
         model = super().from_config(config, custom_objects=custom_objects)
         model.adversarial_epsilon = epsilon
         return model
-
-
-def _add(a, b):
-    """The sum of two gradients of one weight; an embedding's are IndexedSlices (the rows used)."""
-    if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):
-        return tf.IndexedSlices(
-            tf.concat([a.values, b.values], 0), tf.concat([a.indices, b.indices], 0), a.dense_shape
-        )
-    return tf.convert_to_tensor(a) + tf.convert_to_tensor(b)
 
 
 def _per_review_norm(x: tf.Tensor) -> tf.Tensor:

@@ -208,17 +208,29 @@ def test_bigram_dropout_drops_whole_pairs_in_training_only():
     np.testing.assert_allclose(np.asarray(dropped(ids)), np.asarray(pairs(ids)))  # none dropped to predict
 
 
-def small_adversarial_model(epsilon: float):
+NO_DROPOUT = {"bigram_dropout": 0.0, "embedding_dropout": 0.0, "word_dropout": 0.0, "dropout": 0.0}
+
+
+def small_adversarial_model(epsilon: float, **values):
     import keras_tuner as kt
 
     from projects.imdb_gru.model import build_model
 
-    hp = kt.HyperParameters()
     # no dropout after the embeddings: two passes over the same reviews must see the same network
-    for name, value in (("embedding_dim", 16), ("units", 8), ("bigram_buckets", 500), ("dropout", 0.0)):
+    values = {"embedding_dim": 16, "units": 8, "bigram_buckets": 500, "dropout": 0.0, **values}
+    hp = kt.HyperParameters()
+    for name, value in values.items():
         hp.Fixed(name, value)
     hp.Fixed("adversarial_epsilon", epsilon)
     return build_model(hp)
+
+
+def short_reviews(count: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ids = np.zeros((count, 600), "int64")
+    for i in range(count):
+        ids[i, : 4 + 5 * i] = rng.integers(2, 20_000, 4 + 5 * i)
+    return ids
 
 
 def test_the_adversarial_push_raises_the_loss_and_is_epsilon_of_each_reviews_norm():
@@ -226,10 +238,7 @@ def test_the_adversarial_push_raises_the_loss_and_is_epsilon_of_each_reviews_nor
 
     keras.utils.set_random_seed(0)
     model = small_adversarial_model(0.05)
-    rng = np.random.default_rng(0)
-    ids = np.zeros((6, 600), "int64")
-    for i in range(6):
-        ids[i, : 4 + 5 * i] = rng.integers(2, 20_000, 4 + 5 * i)
+    ids = short_reviews(6)
     labels = np.array([0, 1, 0, 1, 1, 0], "float32")
     embedded, tokens = model.get_layer("embedder")(ids)
     with tf.GradientTape() as tape:
@@ -243,6 +252,36 @@ def test_the_adversarial_push_raises_the_loss_and_is_epsilon_of_each_reviews_nor
     pushed, _ = model.loss_at(embedded + push, tokens, labels)
     pulled, _ = model.loss_at(embedded - push, tokens, labels)
     assert float(pushed) > float(loss) > float(pulled)  # along the gradient: up; against it: down
+
+
+def test_an_adversarial_step_descends_the_clean_plus_the_pushed_loss(tmp_path):
+    """One `fit` step with plain SGD moves every weight by the learning rate x the gradient of the clean
+    loss plus the loss at the pushed embeddings, computed here in one plain backward pass."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = small_adversarial_model(0.05, **NO_DROPOUT)
+    model.compile(keras.optimizers.SGD(0.5), keras.losses.BinaryCrossentropy())
+    ids, labels = short_reviews(8, seed=1), (np.arange(8) % 2).astype("float32")
+    before = [np.asarray(w) for w in model.trainable_weights]
+    with tf.GradientTape() as tape:
+        embedded, tokens = model.get_layer("embedder")(ids)
+        with tf.GradientTape() as inner:
+            inner.watch(embedded)
+            loss, _ = model.loss_at(embedded, tokens, labels)
+        push = tf.stop_gradient(model.push_along(inner.gradient(loss, embedded), embedded, tokens))
+        total = loss + model.loss_at(embedded + push, tokens, labels)[0]
+    expected = [
+        w - 0.5 * np.asarray(tf.convert_to_tensor(g))
+        for w, g in zip(before, tape.gradient(total, model.trainable_weights), strict=True)
+    ]
+    dataset = tf.data.Dataset.from_tensor_slices((ids, labels)).batch(8)
+    history = model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    for weight, want in zip(model.trainable_weights, expected, strict=True):
+        np.testing.assert_allclose(np.asarray(weight), want, atol=1e-5, err_msg=weight.path)
+    assert history.history["loss"][0] == pytest.approx(float(loss), rel=1e-5)  # the clean loss is reported
+    model.save(tmp_path / "model.keras")
+    assert keras.saving.load_model(tmp_path / "model.keras").adversarial_epsilon == 0.05
 
 
 def test_bad_adversarial_epsilon_is_refused_with_the_reason():
