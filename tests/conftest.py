@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -42,6 +43,21 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def run_script(script: str, *args: str, cwd: Path, timeout: int = 300) -> dict:
+    """`python -c SCRIPT ARGS` in the CLI's environment (a fresh process, so it can split the CPU into
+    replicas before TensorFlow starts); returns the JSON object the script prints last."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=cwd,
+        env=cli_env(cwd),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(last_line(result.stdout))
 
 
 def last_line(text: str) -> str:

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from projects.imdb_gru.data import Reviews, read_reviews, standardize, validation_split
 from shared.config import UserError
-from tests.conftest import last_line, run_cli
+from tests.conftest import last_line, run_cli, run_script
 
 # a short budget: 60 tokens, a small GRU; the generated reviews are at most ~65 words long
 FAST = (
@@ -338,21 +338,7 @@ def test_an_adversarial_step_on_two_replicas_updates_as_one_step_on_one(tmp_path
     """The same weights and global batch of 16: one adversarial step on one device and one on two
     replicas (8 reviews each) must leave the same weights; a loss averaged over the replica's batch
     instead of the global one would double the step. The adversarial part must change the step."""
-    import subprocess
-    import sys
-
-    from tests.conftest import cli_env
-
-    result = subprocess.run(
-        [sys.executable, "-c", ADVERSARIAL_REPLICA_CHECK],
-        cwd=tmp_path,
-        env=cli_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    outcome = json.loads(last_line(result.stdout))
+    outcome = run_script(ADVERSARIAL_REPLICA_CHECK, cwd=tmp_path)
     assert outcome["replicas"] == 2
     assert outcome["moved"] > 1e-3, outcome
     assert outcome["gap"] < 1e-5, outcome

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import tensorflow as tf
 from projects.mnist_gan import data, generate, model, scorer
 from projects.mnist_gan.evaluate import share_separated_fids, subsample_to_shares
 from shared.config import RunConfig, UserError
-from tests.conftest import cli_env, last_line, run_cli
+from tests.conftest import run_cli, run_script
 
 SMOKE = ("--smoke", "--epochs", "2", "--batch-size", "64")
 
@@ -293,16 +291,7 @@ def test_one_step_on_two_replicas_updates_as_one_step_on_one(smoke_splits, tmp_p
     device and one on two replicas (8 examples each) must leave the same weights. A loss averaged over
     the replica's batch instead of the global one would double the step; BatchNormalization statistics
     per replica would differ too."""
-    result = subprocess.run(
-        [sys.executable, "-c", REPLICA_CHECK, json.dumps(smoke_splits.info)],
-        cwd=tmp_path,
-        env=cli_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    outcome = json.loads(last_line(result.stdout))
+    outcome = run_script(REPLICA_CHECK, json.dumps(smoke_splits.info), cwd=tmp_path)
     assert outcome["replicas"] == 2
     assert outcome["moved"] > 1e-4  # the step did change the weights
     assert outcome["gap"] < 1e-5, outcome  # the generator's moving average included
