@@ -42,8 +42,10 @@ class Truncate(layers.Layer):
         ids = ids[:, : ops.maximum(longest, 1)]
         return ops.where(ids < self.vocab_size, ids, ops.full_like(ids, OOV_ID))
 
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], None)
+    def compute_output_spec(self, ids):
+        # token ids, whatever the dtype policy's float type (Keras would declare the output float16 under
+        # mixed precision)
+        return keras.KerasTensor((ids.shape[0], None), dtype=ids.dtype)
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "length": self.length}
@@ -140,19 +142,18 @@ class ReviewClassifier(keras.Model):
             embedded, tokens = embedder(ids, training=True)
         # the clean loss's backward pass gives its gradients for the recurrent weights and for the
         # embedded words at once; the push follows the latter
+        # (losses scaled inside the tapes: under mixed precision the scaling is an op the tape must see)
         with tf.GradientTape() as tape:
             tape.watch(embedded)
             loss, predicted = self.loss_at(embedded, tokens, labels, sample_weight)
-        *clean, towards_higher_loss = tape.gradient(
-            self.optimizer.scale_loss(loss), [*recurrent.trainable_weights, embedded]
-        )
+            scaled = self.optimizer.scale_loss(loss)
+        *clean, towards_higher_loss = tape.gradient(scaled, [*recurrent.trainable_weights, embedded])
         pushed = embedded + tf.stop_gradient(self.push_along(towards_higher_loss, embedded, tokens))
         with tf.GradientTape() as tape:
             tape.watch(pushed)
             adversarial_loss, _ = self.loss_at(pushed, tokens, labels, sample_weight)
-        *adversarial, at_pushed = tape.gradient(
-            self.optimizer.scale_loss(adversarial_loss), [*recurrent.trainable_weights, pushed]
-        )
+            scaled = self.optimizer.scale_loss(adversarial_loss)
+        *adversarial, at_pushed = tape.gradient(scaled, [*recurrent.trainable_weights, pushed])
         # both losses reach the embedding tables through the same embedded words: summing there first
         # gives the gradient of their sum, one row per word (as a single backward pass would)
         embedding_gradients = embedding_tape.gradient(
@@ -257,7 +258,7 @@ def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.M
 
     # the recurrent part takes the embedded review and its token ids (for the mask) as two inputs, so
     # adversarial training can perturb the embeddings between the two parts
-    embedded = keras.Input(shape=(None, embedding_dim), name="embedded")
+    embedded = keras.Input(shape=(None, embedding_dim), dtype=x.dtype, name="embedded")
     token_ids = keras.Input(shape=(None,), dtype=tokens.dtype, name="tokens")
     mask = RealTokens(name="real_tokens")(token_ids)
     x = embedded

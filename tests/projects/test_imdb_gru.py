@@ -284,6 +284,18 @@ def test_an_adversarial_step_descends_the_clean_plus_the_pushed_loss(tmp_path):
     assert keras.saving.load_model(tmp_path / "model.keras").adversarial_epsilon == 0.05
 
 
+def test_adversarial_training_under_mixed_precision(tmp_path):
+    """float16 embeddings and a loss-scaling optimizer: the push still has a gradient to follow (a loss
+    scaled outside the tape gave none) and the run trains and exports."""
+    run_dir = tmp_path / "run"
+    args = (*FAST[:2], "2", *FAST[3:], "--mixed-precision", "on", "--run-dir", str(run_dir))
+    result = run_cli("imdb_gru", "train", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run_dir / "config.json").read_text())["runtime"]["dtype_policy"] == "mixed_float16"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.8, metrics["test_accuracy"]  # chance is 0.5
+
+
 def test_bad_adversarial_epsilon_is_refused_with_the_reason():
     with pytest.raises(UserError, match=r"adversarial_epsilon must be 0 \(off\) or more; got -0\.1"):
         small_adversarial_model(-0.1)
