@@ -79,5 +79,8 @@ class Project:
     # the project's own callbacks for `train`, on the chief only (text samples after each epoch...): they run
     # before the standard set, so BackupAndRestore still marks an epoch done last
     callbacks: Callable[[Splits, Path], list[keras.callbacks.Callback]] | None = None
+    # after `fit` has reloaded the best epoch's weights, before evaluation and saving: a last fitting step
+    # that is not gradient descent (the GAN's code shares); what it returns goes into metrics.json
+    after_fit: Callable[[keras.Model, Splits], dict[str, Any]] | None = None
     # more names for the serving signature in the SavedModel, beside serving_default (e.g. "generate")
     signature_aliases: tuple[str, ...] = ()

@@ -254,7 +254,9 @@ def train(project: Project, cfg: RunConfig) -> Path:
             "then train again with a new --run-dir."
         )
     load_best_weights(model, run_dir / "checkpoints" / "best.weights.h5")
+    fitted = project.after_fit(model, splits) if project.after_fit is not None else {}
     metrics = evaluate_model(project, model, splits, cfg, run_dir)  # every worker: evaluation is collective
+    metrics.update(fitted)
     if is_chief:
         model.save(str(run_dir / "model.keras"))
         metrics.update(export_run(project, run_dir, splits))

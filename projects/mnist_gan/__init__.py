@@ -29,6 +29,7 @@ PROJECT = Project(
     defaults={"epochs": 30, "batch_size": 128, "lr_schedule": "constant"},
     add_options=add_options,
     callbacks=sample_callbacks,
+    after_fit=lambda model, splits: model.fit_code_shares(splits.train),
     commands={
         "generate": Command(
             "draw digits from a trained run: --n, --digit (conditional runs), --seed, --out, --out-dir",

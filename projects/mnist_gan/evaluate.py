@@ -73,6 +73,26 @@ def share_separated_fids(
     }
 
 
+def even_code_scores(model: keras.Model, latent: np.ndarray, reference) -> dict[str, Any]:
+    """IS, FID and digit shares with the InfoGAN codes drawn evenly, as in training: beside the scores of
+    the codes' fitted shares, what fitting them changed. {} without codes."""
+    if not model.codes:
+        return {}
+    shares = model.sampler.get_layer("code").shares
+    fitted = keras.ops.convert_to_numpy(shares)
+    shares.assign(np.full_like(fitted, 1.0 / len(fitted)))
+    try:
+        images = samples.generate(model.sampler, latent, None)
+    finally:
+        shares.assign(fitted)
+    inception, fid, predicted, _ = scores(model, images, reference)
+    return {
+        "inception_score_even_codes": inception,
+        "fid_even_codes": fid,
+        "digit_shares_even_codes": (np.bincount(predicted, minlength=10) / len(images)).tolist(),
+    }
+
+
 def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     x_test, y_test = in_memory(splits.test)
     _, y_train = in_memory(splits.train)
@@ -108,6 +128,7 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
             reference,
         ),
     }
+    metrics.update(even_code_scores(model, latent, reference))
     if model.conditional:
         hits = predicted == labels
         metrics["conditional_accuracy"] = float(hits.mean())

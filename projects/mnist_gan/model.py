@@ -14,6 +14,8 @@ only chooses the checkpoint, and `evaluate` scores 10,000 digits on one device f
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import keras_tuner as kt
 import numpy as np
@@ -29,21 +31,40 @@ LATENT = "latent"
 
 @keras.saving.register_keras_serializable(package="mnist_gan")
 class CategoricalCode(layers.Layer):
-    """Latent vectors [N, L] -> one of `categories` codes each, read off the first coordinate: the normal
-    CDF makes it uniform on (0, 1), so every code is equally likely, and a latent vector carries its own
-    code (the served generator still takes latent vectors only)."""
+    """Latent vectors [N, L] -> (latent vectors, one of `categories` codes each), the code read off the
+    first coordinate: the normal CDF makes it uniform on (0, 1), so a latent vector carries its own code
+    (the served generator still takes latent vectors only).
+
+    The codes are drawn in `shares`: even while training, then the shares `fit_code_shares` finds in the
+    real digits. Each code's slice of (0, 1) is then as wide as its share, and the first coordinate is
+    mapped back to where it fell within its code's slice in training, so that within a code the generator
+    sees the latent vectors it was trained on. With even shares the latent vectors pass unchanged."""
 
     def __init__(self, categories: int, **kwargs):
         super().__init__(**kwargs)
         self.categories = categories
+        self.shares = self.add_weight(
+            (categories,), keras.initializers.Constant(1.0 / categories), trainable=False, name="shares"
+        )
 
     def call(self, latent):
-        uniform = 0.5 * (1.0 + ops.erf(latent[:, 0] / np.sqrt(2.0)))
-        code = ops.minimum(ops.floor(uniform * self.categories), self.categories - 1)
-        return ops.cast(code, "int32")
+        k = self.categories
+        even = ops.minimum(ops.floor(0.5 * (1.0 + ops.erf(latent[:, 0] / np.sqrt(2.0))) * k), k - 1)
+        uniform = 0.5 * (1.0 + ops.erf(ops.cast(latent[:, 0], "float64") / np.sqrt(2.0)))
+        shares = ops.maximum(ops.cast(self.shares, "float64"), 1e-12)
+        upper = ops.cumsum(shares) / ops.sum(shares)
+        code = ops.minimum(ops.sum(ops.cast(uniform[:, None] >= upper[None, :-1], "float64"), axis=1), k - 1)
+        start = ops.take(upper, ops.cast(code, "int32") - 1) * ops.cast(code > 0, "float64")
+        within = (uniform - start) / ops.take(shares / ops.sum(shares), ops.cast(code, "int32"))
+        unit = ops.clip((code + ops.clip(within, 0.0, 1.0)) / k, 1e-12, 1.0 - 1e-12)
+        first = ops.cast(np.sqrt(2.0) * ops.erfinv(2.0 * unit - 1.0), latent.dtype)
+        # bit for bit the training-time behaviour until the shares are fitted
+        fitted = ops.max(ops.abs(shares - 1.0 / k)) > 1e-7
+        latent = ops.where(fitted, ops.concatenate([first[:, None], latent[:, 1:]], axis=1), latent)
+        return latent, ops.where(fitted, ops.cast(code, "int32"), ops.cast(even, "int32"))
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0],)
+        return input_shape, (input_shape[0],)
 
     def get_config(self):
         return {**super().get_config(), "categories": self.categories}
@@ -96,8 +117,8 @@ def build_generator(latent_dim: int, filters: int, conditional: bool, codes: int
         inputs.append(label)
         x = layers.Concatenate()([latent, layers.Embedding(10, 16)(label)])  # the digit steers from the start
     elif codes:
-        code = CategoricalCode(codes, name="code")(latent)
-        x = layers.Concatenate()([latent, layers.Embedding(codes, 16)(code)])
+        coded, code = CategoricalCode(codes, name="code")(latent)
+        x = layers.Concatenate()([coded, layers.Embedding(codes, 16)(code)])
     x = layers.Dense(7 * 7 * 2 * filters, use_bias=False)(x)
     x = layers.LeakyReLU(0.2)(layers.BatchNormalization(synchronized=True)(x))
     x = layers.Reshape((7, 7, 2 * filters))(x)
@@ -194,6 +215,19 @@ class InceptionScore(keras.metrics.Metric):
         return tf.cast(
             tf.exp(self.negentropy / n - tf.reduce_sum(marginal * tf.math.log(marginal))), tf.float32
         )
+
+
+def shares_by_em(readings: np.ndarray, tolerance: float = 1e-7, limit: int = 1000) -> tuple[np.ndarray, int]:
+    """(class shares, iterations) that best explain examples whose class probabilities [N, K] a classifier
+    gave under even classes: EM over the shares, re-weighting each reading by them (Saerens et al. 2002)."""
+    shares = np.full(readings.shape[1], 1.0 / readings.shape[1])
+    for iteration in range(1, limit + 1):
+        weighted = readings * shares
+        updated = (weighted / weighted.sum(axis=1, keepdims=True)).mean(axis=0)
+        if np.abs(updated - shares).max() < tolerance:
+            return updated, iteration
+        shares = updated
+    return shares, limit
 
 
 def to_pixels(images):
@@ -345,8 +379,28 @@ class GAN(keras.Model):
         information bound, weight 1); 0 without codes."""
         if not self.codes:
             return 0.0
-        code = self.generator.get_layer("code")(latent)
+        _, code = self.generator.get_layer("code")(latent)
         return keras.losses.sparse_categorical_crossentropy(code, code_logits, from_logits=True)
+
+    def fit_code_shares(self, real_digits: tf.data.Dataset) -> dict[str, Any]:
+        """Draws each InfoGAN code as often as the real digits fall into it, not evenly; {} without codes.
+
+        Even codes need not split the digits in their true shares: several codes may settle on one digit
+        (on 1s, say), which then comes out too often. The discriminator's code head, trained to tell each
+        code back from its digits, reads the real digits' codes; trained under even codes, its readings
+        are re-weighted to the shares that best explain the real digits by the EM of Saerens et al. 2002
+        ("Adjusting the outputs of a classifier to new a priori probabilities"). Unsupervised: it reads
+        the images of (image, label) pairs only. Training is unchanged; this is done once, after it."""
+        if not self.codes:
+            return {}
+        readings = []
+        for images, _ in real_digits.batch(2000):
+            _, logits = self.discriminator(tf.cast(images, tf.float32) / 127.5 - 1.0, training=False)
+            readings.append(keras.ops.convert_to_numpy(keras.ops.softmax(logits)).astype(np.float64))
+        shares, iterations = shares_by_em(np.concatenate(readings))
+        for generator in {id(g): g for g in (self.generator, self.sampler)}.values():
+            generator.get_layer("code").shares.assign(shares.astype(np.float32))
+        return {"code_shares": shares.round(5).tolist(), "code_share_iterations": iterations}
 
     def train_step(self, data):
         images, labels = data

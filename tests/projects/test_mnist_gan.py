@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -161,11 +162,46 @@ def test_categorical_code_is_uniform_and_read_off_the_latent_vector():
     from projects.mnist_gan.model import CategoricalCode
 
     latent = np.random.default_rng(0).normal(size=(100_000, 8)).astype("float32")
-    codes = np.asarray(CategoricalCode(10)(latent))
+    passed, codes = (np.asarray(t) for t in CategoricalCode(10)(latent))
     shares = np.bincount(codes, minlength=10) / len(codes)
     assert codes.min() == 0 and codes.max() == 9 and np.abs(shares - 0.1).max() < 0.005
-    assert (np.asarray(CategoricalCode(10)(latent)) == codes).all()  # a function of the vector
-    assert set(np.asarray(CategoricalCode(10)(np.array([[-9.0], [9.0]], "float32")))) == {0, 9}
+    assert (np.asarray(CategoricalCode(10)(latent)[1]) == codes).all()  # a function of the vector
+    assert (passed == latent).all()  # even shares: the latent vectors pass unchanged
+    assert set(np.asarray(CategoricalCode(10)(np.array([[-9.0], [9.0]], "float32"))[1])) == {0, 9}
+
+
+def test_fitted_code_shares_draw_each_code_in_its_share_from_its_training_slice():
+    from scipy.special import ndtr
+
+    from projects.mnist_gan.model import CategoricalCode
+
+    latent = np.random.default_rng(0).normal(size=(100_000, 8)).astype("float32")
+    layer = CategoricalCode(4)
+    wanted = np.array([0.5, 0.3, 0.15, 0.05], "float32")
+    layer.shares.assign(wanted)
+    mapped, codes = (np.asarray(t) for t in layer(latent))
+    assert np.abs(np.bincount(codes, minlength=4) / len(codes) - wanted).max() < 0.005
+    # within its code, the first coordinate lands where that code's vectors fell in training (a quarter
+    # of the unit interval each, evenly), so the generator sees what it was trained on
+    position = ndtr(mapped[:, 0].astype(np.float64)) * 4
+    assert (np.floor(position).clip(0, 3) == codes).all()
+    within = position - codes
+    for code in range(4):
+        counts = np.histogram(within[codes == code], bins=4, range=(0, 1))[0]
+        assert counts.min() > 0.22 * counts.sum(), (code, counts)
+    assert (mapped[:, 1:] == latent[:, 1:]).all()
+
+
+def test_em_recovers_the_class_shares_behind_readings_made_under_even_classes():
+    rng = np.random.default_rng(0)
+    true_shares = np.array([0.6, 0.3, 0.1])
+    classes = rng.choice(3, size=20_000, p=true_shares)
+    points = rng.normal(loc=classes * 1.5, scale=1.0)  # overlapping classes: readings are often unsure
+    likelihoods = np.exp(-0.5 * (points[:, None] - np.array([0.0, 1.5, 3.0])) ** 2)
+    readings = likelihoods / likelihoods.sum(axis=1, keepdims=True)  # a classifier's posterior, even prior
+    shares, iterations = model.shares_by_em(readings)
+    assert np.abs(shares - true_shares).max() < 0.02 and 1 < iterations < 1000
+    assert np.abs(readings.mean(axis=0) - true_shares).max() > 0.05  # averaging the readings alone is off
 
 
 def test_minibatch_stddev_is_the_spread_within_each_group_of_consecutive_examples():
@@ -336,6 +372,12 @@ def test_smoke_training_on_two_replicas_writes_scores_samples_and_a_checked_expo
     assert sorted(p.name for p in (run_dir / "samples").glob("*.png")) == ["epoch_001.png", "epoch_002.png"]
     assert (run_dir / "plots" / "training.gif").is_file() and (run_dir / "plots" / "samples.png").is_file()
     assert list((run_dir / "logs" / "samples").glob("events.*"))  # the grids in TensorBoard
+    # the InfoGAN codes' shares, fitted to the real digits after training, are what is scored and saved
+    shares = np.array(metrics["code_shares"])
+    assert shares.shape == (10,) and abs(shares.sum() - 1) < 1e-6 and np.abs(shares - 0.1).max() > 1e-3
+    saved = keras.models.load_model(run_dir / "model.keras").sampler.get_layer("code").shares
+    assert np.allclose(np.asarray(saved), shares, atol=1e-5)
+    assert np.isfinite(metrics["fid_even_codes"]) and len(metrics["digit_shares_even_codes"]) == 10
 
 
 def test_generate_writes_a_grid_and_single_pngs_the_same_for_the_same_seed(two_replica_run, tmp_path):
