@@ -76,9 +76,9 @@ def share_separated_fids(
 def even_code_scores(model: keras.Model, latent: np.ndarray, reference) -> dict[str, Any]:
     """IS, FID and digit shares with the InfoGAN codes drawn evenly, as in training: beside the scores of
     the codes' fitted shares, what fitting them changed. {} without codes."""
-    if not model.codes:
-        return {}
-    shares = model.sampler.get_layer("code").shares
+    if not model.codes or "code_shares" not in [layer.name for layer in model.sampler.layers]:
+        return {}  # no codes, or a model saved before their shares were fitted
+    shares = model.sampler.get_layer("code_shares").shares
     fitted = keras.ops.convert_to_numpy(shares)
     shares.assign(np.full_like(fitted, 1.0 / len(fitted)))
     try:

@@ -31,40 +31,64 @@ LATENT = "latent"
 
 @keras.saving.register_keras_serializable(package="mnist_gan")
 class CategoricalCode(layers.Layer):
-    """Latent vectors [N, L] -> (latent vectors, one of `categories` codes each), the code read off the
-    first coordinate: the normal CDF makes it uniform on (0, 1), so a latent vector carries its own code
-    (the served generator still takes latent vectors only).
-
-    The codes are drawn in `shares`: even while training, then the shares `fit_code_shares` finds in the
-    real digits. Each code's slice of (0, 1) is then as wide as its share, and the first coordinate is
-    mapped back to where it fell within its code's slice in training, so that within a code the generator
-    sees the latent vectors it was trained on. With even shares the latent vectors pass unchanged."""
+    """Latent vectors [N, L] -> one of `categories` codes each, read off the first coordinate: the normal
+    CDF makes it uniform on (0, 1), so every code is equally likely, and a latent vector carries its own
+    code (the served generator still takes latent vectors only)."""
 
     def __init__(self, categories: int, **kwargs):
         super().__init__(**kwargs)
         self.categories = categories
+
+    def call(self, latent):
+        uniform = 0.5 * (1.0 + ops.erf(latent[:, 0] / np.sqrt(2.0)))
+        code = ops.minimum(ops.floor(uniform * self.categories), self.categories - 1)
+        return ops.cast(code, "int32")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],)
+
+    def get_config(self):
+        return {**super().get_config(), "categories": self.categories}
+
+
+@keras.saving.register_keras_serializable(package="mnist_gan")
+class CodeShares(layers.Layer):
+    """Latent vectors [N, L] -> latent vectors whose `CategoricalCode` comes in `shares`, not evenly.
+
+    The shares are even while training (the latent vectors pass unchanged, bit for bit), then those
+    `GAN.fit_code_shares` finds in the real digits. Code c then takes a slice of the first coordinate's
+    normal CDF as wide as its share, and a vector in it is moved to the same place within c's even slice:
+    within a code, the generator sees the latent vectors it was trained on."""
+
+    def __init__(self, categories: int, **kwargs):
+        super().__init__(**kwargs)
+        self.categories = categories
+        # autocast=False: under mixed precision a float16 1/K would differ from 1/K and count as fitted
         self.shares = self.add_weight(
-            (categories,), keras.initializers.Constant(1.0 / categories), trainable=False, name="shares"
+            (categories,),
+            keras.initializers.Constant(1.0 / categories),
+            trainable=False,
+            autocast=False,
+            name="shares",
         )
 
     def call(self, latent):
         k = self.categories
-        even = ops.minimum(ops.floor(0.5 * (1.0 + ops.erf(latent[:, 0] / np.sqrt(2.0))) * k), k - 1)
         uniform = 0.5 * (1.0 + ops.erf(ops.cast(latent[:, 0], "float64") / np.sqrt(2.0)))
         shares = ops.maximum(ops.cast(self.shares, "float64"), 1e-12)
-        upper = ops.cumsum(shares) / ops.sum(shares)
-        code = ops.minimum(ops.sum(ops.cast(uniform[:, None] >= upper[None, :-1], "float64"), axis=1), k - 1)
-        start = ops.take(upper, ops.cast(code, "int32") - 1) * ops.cast(code > 0, "float64")
-        within = (uniform - start) / ops.take(shares / ops.sum(shares), ops.cast(code, "int32"))
-        unit = ops.clip((code + ops.clip(within, 0.0, 1.0)) / k, 1e-12, 1.0 - 1e-12)
+        shares = shares / ops.sum(shares)
+        bounds = ops.concatenate([ops.zeros((1,), "float64"), ops.cumsum(shares)])  # code c: [b_c, b_c+1)
+        code = ops.minimum(ops.sum(ops.cast(uniform[:, None] >= bounds[None, 1:-1], "int32"), axis=1), k - 1)
+        within = ops.clip((uniform - ops.take(bounds, code)) / ops.take(shares, code), 0.0, 1.0)
+        unit = ops.clip((ops.cast(code, "float64") + within) / k, 1e-12, 1.0 - 1e-12)
         first = ops.cast(np.sqrt(2.0) * ops.erfinv(2.0 * unit - 1.0), latent.dtype)
-        # bit for bit the training-time behaviour until the shares are fitted
         fitted = ops.max(ops.abs(shares - 1.0 / k)) > 1e-7
-        latent = ops.where(fitted, ops.concatenate([first[:, None], latent[:, 1:]], axis=1), latent)
-        return latent, ops.where(fitted, ops.cast(code, "int32"), ops.cast(even, "int32"))
+        return ops.where(fitted, ops.concatenate([first[:, None], latent[:, 1:]], axis=1), latent)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape, (input_shape[0],)
+    def load_own_variables(self, store):
+        if len(store) == 0:  # weights saved before the shares existed: the codes stay even, as trained
+            return
+        super().load_own_variables(store)
 
     def get_config(self):
         return {**super().get_config(), "categories": self.categories}
@@ -117,8 +141,9 @@ def build_generator(latent_dim: int, filters: int, conditional: bool, codes: int
         inputs.append(label)
         x = layers.Concatenate()([latent, layers.Embedding(10, 16)(label)])  # the digit steers from the start
     elif codes:
-        coded, code = CategoricalCode(codes, name="code")(latent)
-        x = layers.Concatenate()([coded, layers.Embedding(codes, 16)(code)])
+        drawn = CodeShares(codes, name="code_shares")(latent)  # codes in their fitted shares
+        code = CategoricalCode(codes, name="code")(drawn)
+        x = layers.Concatenate()([drawn, layers.Embedding(codes, 16)(code)])
     x = layers.Dense(7 * 7 * 2 * filters, use_bias=False)(x)
     x = layers.LeakyReLU(0.2)(layers.BatchNormalization(synchronized=True)(x))
     x = layers.Reshape((7, 7, 2 * filters))(x)
@@ -379,7 +404,7 @@ class GAN(keras.Model):
         information bound, weight 1); 0 without codes."""
         if not self.codes:
             return 0.0
-        _, code = self.generator.get_layer("code")(latent)
+        code = self.generator.get_layer("code")(self.generator.get_layer("code_shares")(latent))
         return keras.losses.sparse_categorical_crossentropy(code, code_logits, from_logits=True)
 
     def fit_code_shares(self, real_digits: tf.data.Dataset) -> dict[str, Any]:
@@ -399,7 +424,7 @@ class GAN(keras.Model):
             readings.append(keras.ops.convert_to_numpy(keras.ops.softmax(logits)).astype(np.float64))
         shares, iterations = shares_by_em(np.concatenate(readings))
         for generator in {id(g): g for g in (self.generator, self.sampler)}.values():
-            generator.get_layer("code").shares.assign(shares.astype(np.float32))
+            generator.get_layer("code_shares").shares.assign(shares.astype(np.float32))
         return {"code_shares": shares.round(5).tolist(), "code_share_iterations": iterations}
 
     def train_step(self, data):
