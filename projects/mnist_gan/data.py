@@ -44,7 +44,6 @@ def load(cfg: RunConfig) -> Splits:
     x_train, y_train, x_test, y_test, source = arrays_for(cfg)
     epochs = 8 if cfg.smoke else scorer.SCORER_EPOCHS
     path, accuracy = scorer.load_or_train(x_train, y_train, x_test, y_test, seed=0, epochs=epochs)
-    keras.utils.set_random_seed(cfg.seed)  # the classifier's training reseeded: a cached one does not
     if not cfg.smoke and accuracy < MIN_SCORER_ACCURACY:
         print(f"warning: the scoring classifier's test accuracy is {accuracy:.4f}, under 0.99", flush=True)
     reference = path.parent / REFERENCE
@@ -53,6 +52,9 @@ def load(cfg: RunConfig) -> Splits:
         partial = reference.with_suffix(".partial.npz")
         np.savez(partial, mean=mean, covariance=covariance, root=scorer.symmetric_root(covariance))
         os.replace(partial, reference)
+    # reseeded after the classifier's training and loading (both draw random numbers), which only a first
+    # run does: the GAN then starts from the same weights whether the classifier was cached or not
+    keras.utils.set_random_seed(cfg.seed)
     info = {
         "source": source,
         "conditional": bool(cfg.options.get("conditional")),

@@ -464,6 +464,20 @@ def test_conditional_model_draws_the_digit_asked_for_and_refuses_others(tmp_path
         serve_saved_model(saved_model, {"latent": latent[:1], "label": np.array([10], np.int32)})
 
 
+def test_a_first_run_that_trains_the_scoring_classifier_trains_as_a_later_one_that_finds_it(tmp_path):
+    losses, trained = [], []
+    for run in ("first", "cached"):  # one working folder: the second run finds the first's classifier
+        args = ("--smoke", "--epochs", "1", "--batch-size", "64", "--hp", "latent_codes=0")
+        result = run_cli("mnist_gan", "train", *args, "--run-dir", str(tmp_path / run), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        trained.append("training the scoring classifier" in result.stdout)
+        history = (tmp_path / run / "history.csv").read_text().splitlines()
+        row = dict(zip(history[0].split(","), history[1].split(","), strict=True))
+        losses.append((row["d_loss"], row["g_loss"]))
+    assert trained == [True, False]
+    assert losses[0] == losses[1]
+
+
 def test_a_learning_rate_schedule_is_refused(tmp_path):
     args = ("--smoke", "--lr-schedule", "cosine", "--run-dir", str(tmp_path / "r"))
     result = run_cli("mnist_gan", "train", *args, cwd=tmp_path)
