@@ -20,19 +20,22 @@ Reconstruct = Callable[[tf.Tensor], tf.Tensor]
 
 
 def overlap_average(per_window: tf.Tensor) -> tf.Tensor:
-    """[N, window] numbers per window position -> [N + window - 1]: each row's mean over its windows."""
+    """[..., N, window] numbers per window position -> [..., N + window - 1]: each row's mean over its
+    windows."""
     per_window = tf.convert_to_tensor(per_window, tf.float32)
     total = tf.signal.overlap_and_add(per_window, frame_step=1)
     return total / tf.signal.overlap_and_add(tf.ones_like(per_window), frame_step=1)
 
 
 def reconstruction_scores(standardised: tf.Tensor, window: int, reconstruct: Reconstruct) -> tf.Tensor:
-    """Scores of one stretch of usable, standardised rows [T], T >= window."""
+    """Scores of stretches of usable, standardised rows, T >= window: [T], or [N, T] for N stretches of one
+    length. Every window of every stretch goes through `reconstruct` in one call."""
     frames = tf.signal.frame(
         tf.cast(standardised, tf.float32), window, frame_step=1
-    )  # [T - window + 1, window]
-    rebuilt = tf.cast(reconstruct(frames[..., tf.newaxis]), tf.float32)[..., 0]  # float16 too
-    window_errors = tf.reduce_mean(tf.abs(rebuilt - frames), axis=1, keepdims=True)  # [N, 1]
+    )  # [..., T - window + 1, window]
+    rebuilt = tf.cast(reconstruct(tf.reshape(frames, [-1, window, 1])), tf.float32)  # float16 too
+    rebuilt = tf.reshape(rebuilt, tf.shape(frames))
+    window_errors = tf.reduce_mean(tf.abs(rebuilt - frames), axis=-1, keepdims=True)  # [..., frames, 1]
     return overlap_average(tf.broadcast_to(window_errors, tf.shape(frames)))
 
 

@@ -1,4 +1,5 @@
-"""Serving signature: one stretch of raw values in, a score and an anomaly flag per value out.
+"""Serving signature: stretches of raw values in ([N, T]: N stretches of T values), a score and an anomaly
+flag per value out ([N, T] each).
 
 The scaler (fitted on the probationary rows), the window length and the threshold (chosen on the
 held-out probationary rows' scores by the run's rule) are all inside the SavedModel, so a client sends
@@ -27,7 +28,7 @@ def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
 
     def serve(values: tf.Tensor) -> dict[str, tf.Tensor]:
         tf.debugging.assert_greater_equal(
-            tf.size(values), window, message=f"send at least one window ({window} values)"
+            tf.shape(values)[1], window, message=f"send at least one window ({window} values) per stretch"
         )
         tf.debugging.assert_all_finite(values, "every value must be a finite number; split at the others")
         standardised = (values - mean) / std
@@ -35,5 +36,9 @@ def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
         return {"score": score, "anomaly": score > threshold}
 
     start, stop = stretches(np.isfinite(values), window)[-1]  # the last stretch: it reaches the test rows
-    examples = {"values": values[max(start, stop - 3 * window) : stop].astype(np.float32)}
-    return serve, [tf.TensorSpec([None], tf.float32, name="values")], examples
+    length = max(window, min(3 * window, (stop - start) // 2))  # two stretches of this length, if they fit
+    rows = [values[stop - length : stop]]
+    if stop - start >= 2 * length:
+        rows.insert(0, values[stop - 2 * length : stop - length])
+    examples = {"values": np.stack(rows).astype(np.float32)}
+    return serve, [tf.TensorSpec([None, None], tf.float32, name="values")], examples

@@ -84,6 +84,6 @@ def score_series(signature, series: Series, window: int) -> tuple[np.ndarray, np
                 stop - start
             )
             continue
-        out = signature(values=tf.constant(series.values[start:stop], tf.float32))
-        score[start:stop], anomaly[start:stop] = out["score"].numpy(), out["anomaly"].numpy()
+        out = signature(values=tf.constant(series.values[None, start:stop], tf.float32))  # one stretch
+        score[start:stop], anomaly[start:stop] = out["score"].numpy()[0], out["anomaly"].numpy()[0]
     return score, anomaly, problems

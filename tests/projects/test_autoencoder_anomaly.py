@@ -170,9 +170,9 @@ def test_predict_gives_the_scores_and_flags_evaluate_gave(trained, tmp_path, ses
 
     signature = tf.saved_model.load(str(trained / "saved_model")).signatures["serving_default"]
     with pytest.raises(tf.errors.InvalidArgumentError, match="send at least one window"):
-        signature(values=tf.ones([10]))
+        signature(values=tf.ones([1, 10]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="every value must be a finite number"):
-        signature(values=tf.constant([1.0] * 70 + [float("nan")]))
+        signature(values=tf.constant([[1.0] * 70 + [float("nan")]]))
 
 
 def test_evaluate_and_export_commands_rebuild_the_runs_windows(trained, session_dir):
