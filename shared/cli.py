@@ -142,6 +142,12 @@ def build_parser(project: Project) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text)
         sub.add_argument("run", nargs="?", default=latest, help=f"run folder (default: {latest})")
         sub.add_argument("--data-dir", help="override the run's data directory")
+        if name == "export":
+            sub.add_argument(
+                "--serving-dir",
+                help=f"also copy it into TF Serving's layout: DIR/{project.name}/<version>/",
+            )
+            sub.add_argument("--version", type=int, help="the version number there (default: the next one)")
     for name, command in project.commands.items():
         command.add_arguments(commands.add_parser(name, help=command.help))
     return parser
@@ -160,8 +166,12 @@ def run(project: Project, args: argparse.Namespace) -> int:
 
         print(tune(project, config_from_args(project, args), args.tuner, args.max_trials))
     elif args.command in ("evaluate", "export"):
+        from shared.export import publish, serving_version
+
         run_dir = Path(args.run)
         cfg = runner.load_run(run_dir)
+        serving_dir = Path(args.serving_dir) if getattr(args, "serving_dir", None) else None
+        version = serving_version(serving_dir, project.name, args.version) if serving_dir else None
         if args.data_dir:
             cfg.data_dir = args.data_dir
         splits = project.load_data(cfg)
@@ -169,7 +179,10 @@ def run(project: Project, args: argparse.Namespace) -> int:
             splits = project.for_hparams(splits, reporting.read_json(run_dir / "hparams.json"))
         if args.command == "export":
             runner.export_run(project, run_dir, splits)
-            print(run_dir / "saved_model")
+            if serving_dir is not None:
+                print(publish(run_dir / "saved_model", serving_dir, project.name, version))
+            else:
+                print(run_dir / "saved_model")
         else:
             metrics = runner.reevaluate(project, run_dir, cfg, splits)
             for key, value in sorted(metrics.items()):

@@ -9,6 +9,7 @@ fresh process: it loads the SavedModel with TensorFlow alone and writes the sign
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -98,6 +99,67 @@ def check_in_fresh_process(
                 f"output {name!r} differs by {differences[name]:.3g} after reload (atol {atol})"
             )
     return differences
+
+
+def serving_version(serving_dir: Path, name: str, version: int | None = None) -> int:
+    """The version `publish` will write: `version` if it is free, else the next number after the newest."""
+    from shared.config import UserError
+
+    model_dir = Path(serving_dir) / name
+    existing = [int(p.name) for p in model_dir.iterdir() if p.name.isdigit()] if model_dir.is_dir() else []
+    if version is None:
+        return max(existing, default=0) + 1
+    if version < 1:
+        raise UserError(f"--version must be a positive whole number, not {version}")
+    if version in existing:
+        raise UserError(
+            f"{model_dir / str(version)} exists; versions are never overwritten: pick another --version"
+        )
+    return version
+
+
+def publish(saved_model: Path, serving_dir: Path, name: str, version: int) -> Path:
+    """Copies a SavedModel into TF Serving's layout, `serving_dir/<name>/<version>/`, and lists every model
+    of `serving_dir` in its `models.config`, so TF Serving (and `python -m shared.serving
+    --model-base-path`) serve the folder as it is. The copy appears whole or not at all: TF Serving watches
+    the folder and would load a half-written version."""
+    model_dir = Path(serving_dir) / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir)
+    )  # not a number: TF Serving skips it
+    try:
+        shutil.copytree(saved_model, staging, dirs_exist_ok=True)
+        staging.rename(model_dir / str(version))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    write_models_config(Path(serving_dir))
+    return model_dir / str(version)
+
+
+MODEL_CONFIG = """  config {{
+    name: '{name}'
+    base_path: '{mount}/{name}'
+    model_platform: 'tensorflow'
+    model_version_policy {{ all {{}} }}
+  }}
+"""
+
+
+def write_models_config(serving_dir: Path, mount: str = "/models") -> Path:
+    """`models.config` (TF Serving's ModelServerConfig) naming every `<name>/<version>/` model in the folder,
+    with base paths as the folder is mounted in the container (`-v "$PWD/serving:/models"`), every version
+    served, as `python -m shared.serving --model-base-path` does."""
+    names = sorted(
+        child.name
+        for child in serving_dir.iterdir()
+        if child.is_dir()
+        and any(v.name.isdigit() and (v / "saved_model.pb").is_file() for v in child.iterdir())
+    )
+    entries = "".join(MODEL_CONFIG.format(name=name, mount=mount) for name in names)
+    path = serving_dir / "models.config"
+    path.write_text(f"model_config_list {{\n{entries}}}\n")
+    return path
 
 
 def saved_model_of(run_dir: Path) -> Path:
