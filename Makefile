@@ -10,7 +10,7 @@ PROJECTS := $(notdir $(patsubst %/,%,$(dir $(wildcard projects/*/__main__.py))))
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint bench clean
+.PHONY: help venv test lint bench bench-serve serve clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -60,8 +60,15 @@ lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: $(STAMP) ## throughput and time-to-accuracy benchmarks (needs the real data)
+bench: $(STAMP) ## throughput and time-to-accuracy benchmarks (needs the real data), then bench-serve
 	$(PY) -m benchmarks $(ARGS)
+	$(PY) -m benchmarks.serving
+
+bench-serve: $(STAMP) ## the model server under load, batching off and on (needs mnist_cnn and imdb_gru runs)
+	$(PY) -m benchmarks.serving $(ARGS)
+
+serve: $(STAMP) ## serve runs/<name>/latest of every trained project on 127.0.0.1:8501 (ARGS="--batch-max-size 32")
+	$(PY) -m shared.serving --runs runs $(ARGS)
 
 clean: ## remove caches (keeps .venv and runs/)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

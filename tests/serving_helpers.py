@@ -93,7 +93,8 @@ def save_toy_model(path: Path, scale: float = 1.0) -> Path:
 def call_in_process(path: Path, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     from shared.export import serve_saved_model
 
-    return serve_saved_model(path, inputs, signature)
+    outputs = serve_saved_model(path, inputs, signature)  # a scalar string comes back as bare bytes
+    return {k: np.array(v, dtype=object) if isinstance(v, bytes) else v for k, v in outputs.items()}
 
 
 def png_bytes(height: int, width: int, seed: int = 0) -> bytes:
@@ -198,8 +199,10 @@ def check_served_like_in_process(
         assert_same_outputs(outputs, expected, "columnar format")
 
         batchable = all(np.ndim(v) >= 1 for v in inputs.values())
-        count = len(next(iter(inputs.values()))) if batchable else 0
-        instances = [{k: columns[k][i] for k in inputs} for i in range(count)]
+        if batchable:
+            instances = [{k: columns[k][i] for k in inputs} for i in range(len(next(iter(inputs.values()))))]
+        else:  # the request a row-format client would send
+            instances = [columns]
         status, reply = request(f"{base}:predict", {"signature_name": signature, "instances": instances})
         if batchable:
             assert status == 200, reply

@@ -22,6 +22,7 @@ from projects.autoencoder_anomaly.detect import overlap_average, threshold_from
 from projects.autoencoder_anomaly.evaluate import detection_scores
 from shared.config import UserError
 from tests.conftest import last_line, run_cli
+from tests.serving_helpers import check_served_like_in_process
 
 FAST = ("--epochs", "30")
 
@@ -311,3 +312,10 @@ def test_a_train_fraction_outside_zero_and_one_is_a_clear_error(tmp_path, sessio
     result = run_cli("autoencoder_anomaly", "train", *args, cwd=session_dir)
     assert result.returncode == 2 and "--train-fraction must be between 0 and 1; got 1.5" in result.stderr
     assert not (tmp_path / "r").exists()  # checked before a run folder is made
+
+
+def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(trained, tmp_path):
+    values = synthetic_series(seed=42).values
+    stretches_ = np.stack([values[100:300], values[-200:]]).astype(np.float32)  # two stretches of one length
+    expected = check_served_like_in_process(trained, "anomaly", {"values": stretches_}, cwd=tmp_path)
+    assert expected["score"].shape == (2, 200) and expected["anomaly"].dtype == bool

@@ -18,6 +18,7 @@ import pytest
 from projects.cats_dogs_vgg16 import data, model, weights
 from shared.config import RunConfig, UserError
 from tests.conftest import last_line, run_cli
+from tests.serving_helpers import b64, check_served_like_in_process, request, running_server
 
 PER_CLASS = {"train": 40, "validation": 12}
 BAD_FILES = {  # member of the zip -> its bytes: every one must be skipped and counted
@@ -325,3 +326,23 @@ def test_smoke_needs_no_weights_file():
     assert weights.option(RunConfig(project="x", smoke=True)) == "none"
     assert weights.option(RunConfig(project="x")) == "imagenet"
     assert weights.option(RunConfig(project="x", smoke=True, options={"weights": "imagenet"})) == "imagenet"
+
+
+def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process_and_huge_photos_refused(trained):
+    import cv2
+
+    root, run_dir = trained
+    photos = [*pets(0, 1, seed=21), *pets(1, 1, seed=22)]
+    photos.append(cv2.imencode(".png", np.full((30, 50, 3), 200, np.uint8))[1].tobytes())
+    inputs = {"image_bytes": np.array(photos, dtype=object)}
+    check_served_like_in_process(run_dir, "cats_dogs_vgg16", inputs, cwd=root)
+    with running_server("--model", f"pets={run_dir}", cwd=root) as (url, _, _):
+        for photo, message in (
+            (png_header(8000, 6000), "the image is 8000x6000, 48.0 megapixels; at most 40 are accepted"),
+            (photos[0][:100], "not a readable image file"),
+        ):
+            status, reply = request(
+                f"{url}/v1/models/pets:predict", {"instances": [b64(photos[1]), b64(photo)]}
+            )
+            assert status == 400 and reply["error"].startswith("input 'image_bytes', example 1: "), reply
+            assert message in reply["error"]

@@ -14,6 +14,7 @@ from projects.char_lstm import data
 from projects.char_lstm.generate import Generator, check_request, generate
 from shared.config import RunConfig, UserError
 from tests.conftest import last_line, run_cli
+from tests.serving_helpers import check_served_like_in_process
 
 SMALL = ("--hp", "units=128", "--hp", "layers=1", "--batch-size", "16")
 VERSE = data.repeating_text(200)
@@ -257,3 +258,15 @@ def test_a_text_too_short_for_one_sequence_is_a_clear_error(tmp_path):
         UserError, match="the validation text \\(50 characters\\) is shorter than one sequence of 101"
     ):
         data.load(RunConfig(project="char_lstm", options={"text": str(path)}))
+
+
+def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(trained, tmp_path):
+    inputs = {
+        "prompt": np.array(VERSE[:12].encode("utf-8"), dtype=object),
+        "length": np.array(50, np.int32),
+        "temperature": np.array(0.8, np.float32),
+        "top_k": np.array(0, np.int32),
+        "seed": np.array(11, np.int32),
+    }
+    expected = check_served_like_in_process(trained, "char_lstm", inputs, cwd=tmp_path, signature="generate")
+    assert len(expected["text"].item().decode("utf-8")) == 50

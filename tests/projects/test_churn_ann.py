@@ -23,6 +23,7 @@ from projects.churn_ann.data import (
 from projects.churn_ann.evaluate import choose_threshold
 from shared.config import RunConfig, UserError
 from tests.conftest import last_line, run_cli
+from tests.serving_helpers import check_served_like_in_process
 
 TELCO = DATASETS["telco"]
 
@@ -284,3 +285,11 @@ def test_seeds_needs_two_and_predict_needs_an_export(tmp_path):
     (tmp_path / "model.keras").write_text("")
     with pytest.raises(UserError, match="has no saved_model; run `export"):
         predict.run(argparse.Namespace(run=str(tmp_path), csv="c.csv", out=None))
+
+
+def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(trained, session_dir):
+    header, rows = generate_rows(TELCO, 12, seed=98)
+    table = parse_rows(header, rows, list(range(2, 14)), TELCO, True, "t")
+    columns = {name: values.copy() for name, values in columns_of(table.features, TELCO).items()}
+    columns["TotalCharges"][0] = np.nan  # a blank: JSON's NaN, filled inside the model as in training
+    check_served_like_in_process(trained, "churn_ann", columns, cwd=session_dir)

@@ -16,6 +16,7 @@ import tensorflow as tf
 from projects.imdb_gru.data import Reviews, read_reviews, standardize, validation_split
 from shared.config import UserError
 from tests.conftest import last_line, run_cli, run_script
+from tests.serving_helpers import check_served_like_in_process
 
 # a short budget: 60 tokens, a small GRU; the generated reviews are at most ~65 words long
 FAST = (
@@ -468,3 +469,8 @@ def test_predict_without_an_export_or_without_reviews(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(UserError, match="no reviews given"):
         predict.run(argparse.Namespace(run=str(tmp_path), text=[], file=str(tmp_path / "empty.txt")))
+
+
+def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(trained, tmp_path):
+    reviews = ["A wonderful, moving film. I loved it!", "Dull and far too long.", "", "ça a été génial 🎬"]
+    check_served_like_in_process(trained, "imdb_gru", {"text": np.array(reviews, dtype=object)}, cwd=tmp_path)

@@ -16,6 +16,7 @@ import pytest
 
 from projects.mnist_cnn.predict import to_mnist
 from tests.conftest import REPO, cli_command, cli_env, last_line, run_cli
+from tests.serving_helpers import check_served_like_in_process, request, running_server
 
 SMOKE = ("--smoke", "--epochs", "3", "--batch-size", "64")
 
@@ -366,3 +367,26 @@ def test_predict_answers_good_files_and_names_bad_ones(smoke_run, tmp_path):
 def test_predict_without_a_saved_model_is_a_clear_error(tmp_path):
     result = run_cli("mnist_cnn", "predict", str(tmp_path), str(REPO / "README.md"), cwd=tmp_path)
     assert result.returncode == 2 and "has no saved_model" in result.stderr
+
+
+def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(smoke_run, tmp_path):
+    images = np.random.default_rng(3).integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    check_served_like_in_process(smoke_run, "mnist_cnn", {"images": images}, cwd=tmp_path)
+
+
+def test_export_serving_dir_writes_tf_servings_layout_that_the_server_serves(smoke_run, tmp_path):
+    models = tmp_path / "models"
+    result = run_cli("mnist_cnn", "export", str(smoke_run), "--serving-dir", str(models), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert last_line(result.stdout) == str(models / "mnist_cnn" / "1")
+    assert (models / "mnist_cnn" / "1" / "saved_model.pb").is_file()
+    assert "base_path: '/models/mnist_cnn'" in (models / "models.config").read_text()
+    taken = run_cli(
+        "mnist_cnn", "export", str(smoke_run), "--serving-dir", str(models), "--version", "1", cwd=tmp_path
+    )
+    assert taken.returncode == 2 and "versions are never overwritten" in taken.stderr
+    with running_server("--model-base-path", str(models), cwd=tmp_path) as (url, _, _):
+        status, reply = request(
+            f"{url}/v1/models/mnist_cnn/versions/1:predict", {"instances": [[[0] * 28] * 28]}
+        )
+        assert status == 200 and len(reply["predictions"][0]["probabilities"]) == 10

@@ -15,6 +15,7 @@ from projects.mnist_gan import data, generate, model, scorer
 from projects.mnist_gan.evaluate import share_separated_fids, subsample_to_shares
 from shared.config import RunConfig, UserError
 from tests.conftest import run_cli, run_script
+from tests.serving_helpers import check_served_like_in_process
 
 SMOKE = ("--smoke", "--epochs", "2", "--batch-size", "64")
 
@@ -495,3 +496,14 @@ def test_missing_mnist_names_the_file(tmp_path):
     assert result.returncode != 0
     assert "mnist.npz" in result.stderr and str(tmp_path / "no-data") in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(two_replica_run):
+    import tensorflow as tf
+
+    folder, run_dir = two_replica_run
+    signature = tf.saved_model.load(str(run_dir / "saved_model")).signatures["serving_default"]
+    latent_dim = signature.structured_input_signature[1]["latent"].shape[1]
+    latent = np.random.default_rng(4).normal(size=(5, latent_dim)).astype(np.float32)
+    expected = check_served_like_in_process(run_dir, "mnist_gan", {"latent": latent}, cwd=folder)
+    assert expected["images"].shape == (5, 28, 28) and expected["images"].dtype == np.uint8

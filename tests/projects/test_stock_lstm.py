@@ -28,6 +28,7 @@ from projects.stock_lstm.features import WARMUP
 from shared.config import UserError
 from shared.data import DatasetMissingError
 from tests.conftest import last_line, run_cli
+from tests.serving_helpers import check_served_like_in_process
 
 SMALL_FOLDS = ("--folds", "2", "--fold-days", "200")
 HEADER = "Date,Open,High,Low,Close,Volume\n"
@@ -355,3 +356,16 @@ def test_a_refusing_yahoo_and_empty_folds_are_named(tmp_path, monkeypatch):
         data.download_prices("SPY", None, None, tmp_path / "stocks" / "SPY.csv")
     with pytest.raises(UserError, match="--folds and --fold-days must be positive; got 0 and 252"):
         walk_forward_folds(2_000, 30, 0, 252)
+
+
+def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(learnable, tmp_path):
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(learnable / "saved_model")).signatures["serving_default"]
+    days = signature.structured_input_signature[1]["ohlcv"].shape[1]
+    rng = np.random.default_rng(5)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (3, days)), axis=1))
+    ohlcv = np.stack(
+        [close * 0.99, close * 1.01, close * 0.98, close, rng.uniform(1e6, 2e6, (3, days))], axis=-1
+    )
+    check_served_like_in_process(learnable, "stock_lstm", {"ohlcv": ohlcv.astype(np.float32)}, cwd=tmp_path)
