@@ -20,9 +20,9 @@ class JSONResponse(Response):
         return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The request's body as JSON, or a 400 that says why it is not; a 413 as soon as it is over `limit`
-    bytes (by its Content-Length, before reading it, or while it streams in)."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body; a 413 as soon as it is over `limit` bytes (by its Content-Length, before
+    reading it, or while it streams in)."""
     too_large = ServingError(413, f"the request body is over the limit of {limit} bytes")
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
@@ -33,7 +33,15 @@ async def read_json(request: Request, limit: int) -> Any:
         if size > limit:
             raise too_large
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request's body as JSON, or a 400 that says why it is not (413 over `limit` bytes)."""
+    return parse_json(await read_body(request, limit))
+
+
+def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise ServingError(400, "the request body is empty; send a JSON object")
     try:

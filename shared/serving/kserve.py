@@ -6,7 +6,9 @@
     GET  /v2/models/{name}[/versions/{v}]/ready        200 when that model is loaded
     POST /v2/models/{name}[/versions/{v}]/infer        {"inputs": [{name, shape, datatype, data}], ...}
 
-A request may name another signature than `serving_default` in its `parameters` (`signature_name`).
+A request may name another signature than `serving_default` in its `parameters` (`signature_name`). Tensors
+may travel as binary data after the JSON (the binary tensor data extension, `shared/serving/binary.py`), as
+tritonclient sends them by default.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 
+from shared.serving.binary import HEADER_LENGTH, array_from_bytes, binary_chunks, bytes_of, split_body
 from shared.serving.dataplane import DataPlane, check_names
 from shared.serving.errors import ServingError
-from shared.serving.json import JSONResponse, read_json
+from shared.serving.json import JSONResponse, parse_json, read_body
 from shared.serving.repository import ModelVersion, Signature, TensorInfo
 from shared.serving.tensors import array_of, json_of
 
@@ -40,7 +44,9 @@ DATATYPES = {
 
 
 async def server_metadata(request: Request) -> JSONResponse:
-    return JSONResponse({"name": "deep-learning-projects", "version": "0.1.0", "extensions": []})
+    return JSONResponse(
+        {"name": "deep-learning-projects", "version": "0.1.0", "extensions": ["binary_tensor_data"]}
+    )
 
 
 async def live(request: Request) -> JSONResponse:
@@ -70,9 +76,11 @@ async def model_ready(request: Request) -> JSONResponse:
     return JSONResponse({"name": model.name, "ready": True})
 
 
-async def infer(request: Request) -> JSONResponse:
+async def infer(request: Request) -> Response:
     plane, model = _model(request)
-    body = await read_json(request, plane.settings.max_body_bytes)
+    raw = await read_body(request, plane.settings.max_body_bytes)
+    head, data = split_body(raw, request.headers.get(HEADER_LENGTH))
+    body = parse_json(head)
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
         raise ServingError(
             400, 'the body must be a JSON object with "inputs": a list of {name, shape, datatype, data}'
@@ -81,23 +89,36 @@ async def infer(request: Request) -> JSONResponse:
     if not isinstance(parameters, dict):
         raise ServingError(400, '"parameters" must be an object')
     signature = plane.signature(model, parameters.get("signature_name"))
-    inputs = _inputs(body["inputs"], signature)
-    wanted = _requested_outputs(body.get("outputs"), signature)
+    inputs = _inputs(body["inputs"], signature, data)
+    binary = _requested_outputs(body.get("outputs"), signature, bool(parameters.get("binary_data_output")))
     outputs = await plane.predict(model, signature, inputs)
     reply: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version)}
     if "id" in body:
         reply["id"] = body["id"]
-    reply["outputs"] = [
-        {
+    reply["outputs"], chunks = [], []
+    for name in signature.outputs:  # in the signature's (sorted) order, the same every time
+        if name not in binary:
+            continue
+        value = outputs[name]
+        tensor = {
             "name": name,
-            "datatype": DATATYPES.get(signature.outputs[name].dtype, signature.outputs[name].dtype),
+            "datatype": DATATYPES[signature.outputs[name].dtype],
             "shape": list(value.shape),
-            "data": json_of(value.reshape(-1), name),
         }
-        for name, value in outputs.items()
-        if name in wanted
-    ]
-    return JSONResponse(reply)
+        if binary[name]:
+            chunks.append(bytes_of(value))
+            tensor["parameters"] = {"binary_data_size": len(chunks[-1])}
+        else:
+            tensor["data"] = json_of(value.reshape(-1), name)
+        reply["outputs"].append(tensor)
+    if not chunks:
+        return JSONResponse(reply)
+    head = JSONResponse(reply).body
+    return Response(
+        head + b"".join(chunks),
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(len(head))},
+    )
 
 
 def _model(request: Request) -> tuple[DataPlane, ModelVersion]:
@@ -110,13 +131,14 @@ def _model(request: Request) -> tuple[DataPlane, ModelVersion]:
     return plane, model
 
 
-def _inputs(tensors: list, signature: Signature) -> dict:
+def _inputs(tensors: list, signature: Signature, data: bytes) -> dict:
     if not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tensors):
         raise ServingError(400, 'every entry of "inputs" must be an object with a "name"')
     names = [t["name"] for t in tensors]
     if len(set(names)) != len(names):
         raise ServingError(400, f'"inputs" names an input twice: {names}')
     check_names(signature, names)
+    chunks = binary_chunks(tensors, data)
     arrays = {}
     for tensor in tensors:
         info = signature.inputs[tensor["name"]]
@@ -125,22 +147,31 @@ def _inputs(tensors: list, signature: Signature) -> dict:
             raise ServingError(
                 400, f"input {info.name!r} is {expected}; the request says {tensor.get('datatype')!r}"
             )
-        if "data" not in tensor or not isinstance(tensor.get("shape"), list):
-            raise ServingError(400, f'input {info.name!r} needs "shape" (a list) and "data"')
-        arrays[info.name] = array_of(tensor["data"], info, shape=tensor["shape"])
+        shape = tensor.get("shape")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise ServingError(400, f'input {info.name!r} needs "shape": a list of sizes')
+        if info.name in chunks:
+            arrays[info.name] = array_from_bytes(chunks[info.name], expected, shape, info.name)
+        elif "data" in tensor:
+            arrays[info.name] = array_of(tensor["data"], info, shape=shape)
+        else:
+            raise ServingError(400, f'input {info.name!r} needs "data" or parameters.binary_data_size')
     return arrays
 
 
-def _requested_outputs(requested: Any, signature: Signature) -> set[str]:
+def _requested_outputs(requested: Any, signature: Signature, binary_default: bool) -> dict[str, bool]:
+    """The outputs to send, each with whether it goes as binary data (`binary_data`, else the request's
+    `binary_data_output`)."""
     if requested is None:
-        return set(signature.outputs)
+        return dict.fromkeys(signature.outputs, binary_default)
     if not isinstance(requested, list) or not all(isinstance(o, dict) and "name" in o for o in requested):
         raise ServingError(400, '"outputs" must be a list of {"name": ...} objects')
-    names = {o["name"] for o in requested}
-    unknown = sorted(names - set(signature.outputs))
+    unknown = sorted({o["name"] for o in requested} - set(signature.outputs))
     if unknown:
         raise ServingError(400, f"unknown output(s) {unknown}; signature {signature.describe()}")
-    return names
+    return {
+        o["name"]: bool((o.get("parameters") or {}).get("binary_data", binary_default)) for o in requested
+    }
 
 
 def _tensor_metadata(tensor: TensorInfo) -> dict[str, Any]:

@@ -4,6 +4,9 @@ status and message, metrics, CORS and the layout `export --serving-dir` writes."
 
 from __future__ import annotations
 
+import json
+import struct
+
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
@@ -263,6 +266,76 @@ def test_v2_health_metadata_and_requested_outputs(client):
         "/v2/models/toy/infer", json={"id": "7", "inputs": [tensor], "outputs": [{"name": "digit"}]}
     )
     assert reply.json()["id"] == "7" and [o["name"] for o in reply.json()["outputs"]] == ["digit"]
+
+
+def binary_request(tensors: list[tuple[dict, bytes]], **extra) -> tuple[bytes, dict[str, str]]:
+    """A KServe V2 request with binary tensor data, laid out as tritonclient lays it out."""
+    inputs = [{**t, "parameters": {"binary_data_size": len(raw)}} for t, raw in tensors]
+    head = json.dumps({"inputs": inputs, **extra}).encode()
+    body = head + b"".join(raw for _, raw in tensors)
+    return body, {
+        "Inference-Header-Content-Length": str(len(head)),
+        "Content-Type": "application/octet-stream",
+    }
+
+
+def test_v2_binary_tensor_data_in_and_out_as_tritonclient_uses_it(client, layout):
+    expected = call_in_process(layout / "toy" / "2", "serving_default", {"images": IMAGES})
+    outputs = [{"name": "digit", "parameters": {"binary_data": False}}, {"name": "probabilities"}]
+    body, headers = binary_request(
+        [({"name": "images", "shape": [5, 4, 4], "datatype": "UINT8"}, IMAGES.tobytes())],
+        outputs=outputs,
+        parameters={"binary_data_output": True},
+    )
+    reply = client.post("/v2/models/toy/infer", content=body, headers=headers)
+    assert reply.status_code == 200 and reply.headers["content-type"] == "application/octet-stream"
+    length = int(reply.headers["inference-header-content-length"])
+    head = {o["name"]: o for o in json.loads(reply.content[:length])["outputs"]}
+    assert head["digit"]["data"] == expected["digit"].tolist()  # asked for as JSON
+    assert head["probabilities"]["parameters"] == {"binary_data_size": 5 * 3 * 4}
+    probabilities = np.frombuffer(reply.content[length:], "<f4").reshape(head["probabilities"]["shape"])
+    np.testing.assert_array_equal(probabilities, expected["probabilities"])
+
+    texts = [b"hello", "wörld".encode(), b""]
+    raw = b"".join(struct.pack("<I", len(t)) + t for t in texts)
+    body, headers = binary_request(
+        [({"name": "text", "shape": [3], "datatype": "BYTES"}, raw)],
+        parameters={"signature_name": "text", "binary_data_output": True},
+    )
+    reply = client.post("/v2/models/toy/infer", content=body, headers=headers)
+    length = int(reply.headers["inference-header-content-length"])
+    head = json.loads(reply.content[:length])["outputs"]
+    assert [o["name"] for o in head] == ["length", "shout"]
+    lengths = np.frombuffer(reply.content[length : length + 12], "<i4")
+    assert lengths.tolist() == [5, 5, 0] and reply.content[length + 12 :] == (
+        b"\x05\x00\x00\x00HELLO" + struct.pack("<I", 6) + "WöRLD".encode() + b"\x00\x00\x00\x00"
+    )
+
+    image = {"name": "images", "shape": [1, 4, 4], "datatype": "UINT8"}
+    for tensors, headers_, message in (
+        ([(image, bytes(15))], None, "15 bytes of binary data; shape [1, 4, 4] of UINT8 needs 16"),
+        (
+            [(image, bytes(16))],
+            {"Inference-Header-Content-Length": "999999"},
+            "must be a byte count within the body",
+        ),
+        (
+            [({**image, "datatype": "BYTES"}, b"\x09\x00")],
+            None,
+            "input 'images' is UINT8; the request says 'BYTES'",
+        ),
+    ):
+        body, headers = binary_request(tensors)
+        reply = client.post("/v2/models/toy/infer", content=body, headers={**headers, **(headers_ or {})})
+        assert reply.status_code == 400 and message in reply.json()["error"], reply.text
+    text = {"name": "text", "shape": [2], "datatype": "BYTES"}
+    for raw, message in (
+        (b"\x09\x00\x00\x00ab", "a BYTES element of 9 bytes runs past the data"),
+        (b"\x02\x00\x00\x00ab", "holds 1 elements; shape [2] needs 2"),
+        (b"\x02\x00", "a BYTES element's length is cut off"),
+    ):
+        body, headers = binary_request([(text, raw)], parameters={"signature_name": "text"})
+        assert message in client.post("/v2/models/toy/infer", content=body, headers=headers).json()["error"]
 
 
 def test_body_limit_answers_413_before_and_while_reading(repository):
