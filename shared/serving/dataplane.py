@@ -28,8 +28,8 @@ class ServerSettings:
     port: int = 8501
     batch_max_size: int = 0  # examples per joined call; 0 turns batching off
     batch_timeout_ms: float = 1.0  # how long a batch waits for more requests once the model is free
-    batch_max_queue: int = 256  # requests waiting per signature before 429
-    max_in_flight: int = 128  # predict requests being answered at once before 503
+    batch_max_queue: int = 128  # requests waiting per signature before 429 (below max_in_flight)
+    max_in_flight: int = 256  # predict requests being answered at once before 503
     max_body_bytes: int = 16 * 1024 * 1024  # 413 past this, before the body is read
     max_image_pixels: int = 40_000_000
     request_timeout_ms: float = 30_000  # 504 past this
@@ -176,8 +176,12 @@ def check_images(images: Arrays, max_pixels: int) -> None:
                             f"at most {max_pixels / 1e6:g} are accepted",
                         )
                     image.load()  # decodes it: a truncated or corrupt file fails here
-            except Image.DecompressionBombError as e:
-                raise ServingError(400, f"{where}: {e}") from None
+            except (
+                Image.DecompressionBombError
+            ):  # Pillow's own limit, far above ours: refused before decoding
+                raise ServingError(
+                    400, f"{where}: the image is over {max_pixels / 1e6:g} megapixels"
+                ) from None
             except (OSError, SyntaxError, ValueError) as e:  # what Pillow raises for files it cannot read
                 raise ServingError(
                     400, f"{where}: not a readable image file (JPEG, PNG, GIF or BMP): {e}"

@@ -51,7 +51,9 @@ def _number_array(value: Any, info: TensorInfo) -> np.ndarray:
     if dtype.kind in "iu":
         if array.dtype.kind == "f":
             raise ServingError(
-                400, f"input {name!r} takes whole numbers ({dtype.name}); it was sent fractions"
+                400,
+                f"input {name!r} takes whole numbers ({dtype.name}, written without a decimal point); "
+                f"it was sent {_first_fraction(array)!r}",
             )
         limits = np.iinfo(dtype)
         if array.size and (array.min() < limits.min or array.max() > limits.max):
@@ -61,6 +63,13 @@ def _number_array(value: Any, info: TensorInfo) -> np.ndarray:
                 f"it was sent {array.min()} to {array.max()}",
             )
     return array.astype(dtype)
+
+
+def _first_fraction(array: np.ndarray) -> float:
+    """The first value a client wrote with a fraction (or the first value, when all of them are whole)."""
+    flat = array.reshape(-1)
+    fractions = flat[~np.isfinite(flat) | (flat != np.round(flat))]
+    return (fractions if fractions.size else flat)[0].item()
 
 
 def _text_array(value: Any, name: str) -> np.ndarray:
@@ -109,9 +118,14 @@ def _ragged(name: str) -> str:
 def _kind(value: Any) -> str:
     while isinstance(value, list) and value:
         value = value[0]
-    return {bool: "true/false", str: "text", dict: "an object", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
+    kinds = {
+        bool: "true/false",
+        str: "text",
+        dict: "an object",
+        type(None): "null",
+        int: "numbers beyond 64 bits",
+    }
+    return kinds.get(type(value), type(value).__name__)
 
 
 def check_shape(array: np.ndarray, info: TensorInfo) -> None:

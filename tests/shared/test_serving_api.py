@@ -146,7 +146,12 @@ BAD_REQUESTS = [
         400,
         "input 'images' has shape [1, 2]; the signature takes [-1, 4, 4]",
     ),
-    (":predict", {"instances": [[[0.5] * 4] * 4]}, 400, "takes whole numbers (uint8); it was sent fractions"),
+    (
+        ":predict",
+        {"instances": [[[0.5] * 4] * 4]},
+        400,
+        "(uint8, written without a decimal point); it was sent 0.5",
+    ),
     (
         ":predict",
         {"instances": [[[300] * 4] * 4]},
@@ -154,6 +159,12 @@ BAD_REQUESTS = [
         "takes uint8 values, 0 to 255; it was sent 300 to 300",
     ),
     (":predict", {"instances": [[["a"] * 4] * 4]}, 400, "takes uint8 numbers; it was sent text"),
+    (
+        ":predict",
+        {"instances": [[[2**70] * 4] * 4]},
+        400,
+        "it was sent 1.1805916207174113e+21",
+    ),
     (":predict", {"instances": [[[1] * 4] * 4, [[1] * 3] * 4]}, 400, "nested lists of different lengths"),
     (":predict", {"inputs": {"pixels": [[[1] * 4] * 4]}}, 400, "unknown input(s) ['pixels']; signature"),
     (
