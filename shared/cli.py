@@ -169,8 +169,10 @@ def run(project: Project, args: argparse.Namespace) -> int:
         from shared.export import publish, serving_version
 
         run_dir = Path(args.run)
-        cfg = runner.load_run(run_dir)
         serving_dir = Path(args.serving_dir) if getattr(args, "serving_dir", None) else None
+        if getattr(args, "version", None) is not None and serving_dir is None:
+            raise UserError("--version numbers a copy in --serving-dir; give --serving-dir DIR too")
+        cfg = runner.load_run(run_dir)
         version = serving_version(serving_dir, project.name, args.version) if serving_dir else None
         if args.data_dir:
             cfg.data_dir = args.data_dir

@@ -7,6 +7,8 @@ import base64
 import json
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -113,27 +115,40 @@ def b64(data: bytes) -> dict[str, str]:
 
 @contextmanager
 def running_server(*args: str, cwd: Path, timeout: float = 180):
-    """`python -m shared.serving --port 0 ARGS` until the block ends; yields (base URL, process, startup
-    lines). The block's end sends SIGTERM and waits for the server to exit."""
+    """`python -m shared.serving --port 0 ARGS` until the block ends; yields (base URL, process, the lines it
+    has printed so far, a list that keeps growing). The block's end sends SIGTERM and waits for the exit."""
+    with tempfile.TemporaryFile(mode="w+") as errors:  # a file, not a pipe: a chatty server never blocks
+        yield from _serve(args, cwd, timeout, errors)
+
+
+def _serve(args: tuple[str, ...], cwd: Path, timeout: float, errors):
     process = subprocess.Popen(
         [sys.executable, "-m", "shared.serving", "--port", "0", *args],
         cwd=cwd,
         env=cli_env(cwd),
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
     )
-    lines, deadline = [], time.monotonic() + timeout
-    try:
+    lines: list[str] = []
+    started = threading.Event()
+
+    def read() -> None:
         for line in process.stdout:
             lines.append(line.rstrip("\n"))
             if line.startswith("serving on "):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError("the server did not start in time:\n" + "\n".join(lines))
-        else:
-            raise RuntimeError(f"the server exited ({process.wait()}):\n{process.stderr.read()[-3000:]}")
-        url = lines[-1].split()[2]
+                started.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not started.wait(0.2):
+            if process.poll() is not None or time.monotonic() > deadline:
+                errors.seek(0)
+                raise RuntimeError(
+                    f"the server did not start (exit code {process.poll()}):\n{errors.read()[-3000:]}"
+                )
+        url = next(line for line in lines if line.startswith("serving on ")).split()[2]
         yield url, process, lines
     finally:
         if process.poll() is None:
@@ -174,11 +189,10 @@ def assert_same_outputs(served: dict[str, Any], expected: dict[str, np.ndarray],
     assert set(served) == set(expected), f"{where}: outputs {sorted(served)}, expected {sorted(expected)}"
     for name, want in expected.items():
         got = served[name]
-        if want.dtype.kind in "SO":
-            decoded = np.array(
-                [base64.b64decode(g["b64"]) if isinstance(g, dict) else g.encode() for g in np.ravel(got)]
-            )
-            assert decoded.tolist() == want.astype(bytes).reshape(-1).tolist(), f"{where}: {name}"
+        if want.dtype.kind in "SO":  # text: a string each, or {"b64": ...} for an output named *_bytes
+            items = np.asarray(got, dtype=object).reshape(-1).tolist()
+            decoded = [base64.b64decode(g["b64"]) if name.endswith("_bytes") else g.encode() for g in items]
+            assert decoded == [bytes(w) for w in want.reshape(-1)], f"{where}: {name}"
         else:  # JSON numbers go through a double, which holds every float32 exactly
             np.testing.assert_array_equal(np.asarray(got, dtype=want.dtype), want, err_msg=f"{where}: {name}")
 

@@ -21,9 +21,28 @@ import sys
 from shared.config import UserError
 from shared.serving.dataplane import ServerSettings
 
+D = ServerSettings()
+# flag, type, default, help: every limit with its default, as `--help` shows it
+LIMITS = [
+    (
+        "--batch-max-size",
+        int,
+        D.batch_max_size,
+        "join concurrent requests into calls of up to N examples (0: off)",
+    ),
+    ("--batch-timeout-ms", float, D.batch_timeout_ms, "how long a batch waits for more requests"),
+    ("--batch-max-queue", int, D.batch_max_queue, "requests waiting per signature before 429"),
+    ("--max-in-flight", int, D.max_in_flight, "predict requests being read, waiting or run before 503"),
+    ("--max-body-mb", float, D.max_body_bytes / 2**20, "request body limit in MiB; 413 past it"),
+    ("--max-request-examples", int, D.max_request_examples, "examples in one request; 400 past it"),
+    ("--max-image-megapixels", float, D.max_image_pixels / 1e6, "largest image file accepted"),
+    ("--request-timeout-ms", float, D.request_timeout_ms, "408 for a slower body, 504 for a slower answer"),
+    ("--inference-threads", int, D.inference_threads, "threads running each model (default: the cores)"),
+    ("--drain-seconds", float, D.drain_seconds, "on SIGTERM or Ctrl-C, time left to requests in flight"),
+]
+
 
 def build_parser() -> argparse.ArgumentParser:
-    d = ServerSettings()
     parser = argparse.ArgumentParser(prog="python -m shared.serving", description=__doc__.splitlines()[0])
     add = parser.add_argument
     add(
@@ -31,83 +50,30 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=PATH",
-        help="a run folder, SavedModel or version folder",
+        help="a run, SavedModel or version folder",
     )
     add("--model-base-path", metavar="DIR", help="TF Serving's layout: DIR/<name>/<version>/saved_model.pb")
     add("--runs", metavar="DIR", help="serve DIR/<name>/latest of every project that has an export")
-    add("--host", default=d.host, help="address to listen on (default: %(default)s, this machine only)")
-    add("--port", type=int, default=d.port, help="port (default: %(default)s; 0 picks a free one)")
-    add(
-        "--batch-max-size",
-        type=int,
-        default=d.batch_max_size,
-        help="join requests into batches of up to N examples (0: off)",
-    )
-    add(
-        "--batch-timeout-ms",
-        type=float,
-        default=d.batch_timeout_ms,
-        help="how long a batch waits for more requests (default: %(default)s)",
-    )
-    add(
-        "--batch-max-queue",
-        type=int,
-        default=d.batch_max_queue,
-        help="requests waiting per signature before 429 (default: %(default)s)",
-    )
-    add(
-        "--max-in-flight",
-        type=int,
-        default=d.max_in_flight,
-        help="predict requests answered at once before 503 (default: %(default)s)",
-    )
-    add(
-        "--max-body-mb",
-        type=float,
-        default=d.max_body_bytes / 2**20,
-        help="request body limit in MiB, 413 past it (default: %(default)g)",
-    )
-    add(
-        "--max-image-megapixels",
-        type=float,
-        default=d.max_image_pixels / 1e6,
-        help="largest image accepted (default: %(default)g)",
-    )
-    add(
-        "--request-timeout-ms",
-        type=float,
-        default=d.request_timeout_ms,
-        help="504 past this (default: %(default)g)",
-    )
-    add(
-        "--inference-threads",
-        type=int,
-        default=d.inference_threads,
-        help="threads running models (default: %(default)s, the cores)",
-    )
+    add("--host", default=D.host, help="address to listen on (default: %(default)s, this machine only)")
+    add("--port", type=int, default=D.port, help="port (default: %(default)s; 0 picks a free one)")
     add(
         "--cors-origin",
         action="append",
         default=[],
         metavar="ORIGIN",
-        help="allow this web origin (repeatable; default: none)",
+        help="allow this web origin (repeatable)",
     )
-    add(
-        "--drain-seconds",
-        type=float,
-        default=d.drain_seconds,
-        help="on SIGTERM, time for requests in flight (default: %(default)g)",
-    )
+    for flag, kind, default, text in LIMITS:
+        add(flag, type=kind, default=default, help=f"{text} (default: %(default)g)")
     return parser
 
 
 def settings_from(args: argparse.Namespace) -> ServerSettings:
-    for flag in ("batch_max_size", "batch_timeout_ms", "max_body_mb", "request_timeout_ms", "drain_seconds"):
-        if getattr(args, flag) < 0:
-            raise UserError(f"--{flag.replace('_', '-')} cannot be negative")
-    for flag in ("batch_max_queue", "max_in_flight", "inference_threads", "max_image_megapixels"):
-        if getattr(args, flag) <= 0:
-            raise UserError(f"--{flag.replace('_', '-')} must be positive")
+    for flag, *_ in LIMITS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        can_be_zero = flag in ("--batch-max-size", "--batch-timeout-ms", "--drain-seconds")
+        if value < 0 or (value == 0 and not can_be_zero):
+            raise UserError(f"{flag} must be {'at least 0' if can_be_zero else 'positive'}, not {value:g}")
     return ServerSettings(
         host=args.host,
         port=args.port,
@@ -116,6 +82,7 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
         batch_max_queue=args.batch_max_queue,
         max_in_flight=args.max_in_flight,
         max_body_bytes=int(args.max_body_mb * 2**20),
+        max_request_examples=args.max_request_examples,
         max_image_pixels=int(args.max_image_megapixels * 1e6),
         request_timeout_ms=args.request_timeout_ms,
         inference_threads=args.inference_threads,
@@ -124,9 +91,9 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
     )
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace) -> None:
     settings = settings_from(args)
-    listener = open_socket(settings.host, settings.port)  # before loading: a busy port fails fast
+    listener = bind(settings.host, settings.port)  # before loading, so a busy port fails fast
     from shared.serving.app import create_app
     from shared.serving.repository import ModelRepository
 
@@ -140,29 +107,24 @@ def serve(args: argparse.Namespace) -> int:
     warning = exposure_warning(settings.host)
     if warning:
         print(warning, file=sys.stderr)
+    listener.listen(2048)  # only now: a connection made while the models loaded would hang
     host, port = listener.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(
-        f"serving on http://{shown}:{port} "
-        "(TF Serving REST /v1/models/<name>, KServe V2 /v2/models/<name>, /metrics)",
-        flush=True,
-    )
+    apis = "TF Serving REST /v1/models/<name>, KServe V2 /v2/models/<name>, /metrics"
+    print(f"serving on http://{shown}:{port} ({apis})", flush=True)
 
     import uvicorn
 
+    app = create_app(repository, settings)
     config = uvicorn.Config(
-        create_app(repository, settings),
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=settings.drain_seconds,
+        app, log_level="warning", access_log=False, timeout_graceful_shutdown=settings.drain_seconds
     )
     # uvicorn drains on SIGTERM / SIGINT, then raises the signal again so the process dies of it; handlers
-    # that do nothing let it return instead, and the server exits 0 after a clean shutdown
+    # that do nothing let it return instead, so a clean shutdown exits 0
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, frame: None)
     uvicorn.Server(config).run(sockets=[listener])
     print("stopped", flush=True)
-    return 0
 
 
 def exposure_warning(host: str) -> str | None:
@@ -176,7 +138,7 @@ def exposure_warning(host: str) -> str | None:
     return f"warning: listening on {host}: other machines can reach this server, and it has no authentication"
 
 
-def open_socket(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP named: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say they are TCP, and
     # with Nagle on, a kept-alive connection waits 40 ms on every answer for the client's delayed ACK
@@ -189,7 +151,6 @@ def open_socket(host: str, port: int) -> socket.socket:
         raise UserError(
             f"cannot listen on {host}:{port}: {e.strerror}; pick another --port or --host"
         ) from None
-    listener.listen(2048)
     return listener
 
 
@@ -198,10 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        return serve(args)
+        serve(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    sys.stderr.flush()
+    # a model call that outlived the drain cannot be interrupted, and Python would wait for its thread
+    os._exit(0)
 
 
 if __name__ == "__main__":

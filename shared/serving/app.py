@@ -62,6 +62,7 @@ def create_app(repository: ModelRepository, settings: ServerSettings) -> Starlet
         await plane.stop()
 
     async def not_found(request: Request, error: HTTPException) -> Response:
+        metrics.observe("", "unknown", error.status_code, 0.0)
         return error_response(
             ServingError(error.status_code, f"{error.detail}: {request.method} {request.url.path}")
         )
@@ -86,9 +87,9 @@ def answered(endpoint: Endpoint, api: str, metrics: ServingMetrics) -> Endpoint:
             response = await endpoint(request)
         except ServingError as e:
             response = error_response(e)
-        except Exception as e:  # a bug, not the client's fault: say so, keep serving
+        except Exception:  # a bug, not the client's fault: the details go to the log, not to the client
             log.exception("%s %s failed", request.method, request.url.path)
-            response = error_response(ServingError(500, f"internal error: {type(e).__name__}: {e}"))
+            response = error_response(ServingError(500, "internal error; the server's log has the details"))
         model = getattr(request.state, "model", "")
         metrics.observe(
             model, getattr(request.state, "api", api), response.status_code, time.perf_counter() - start

@@ -3,10 +3,10 @@
 A request waits in a bounded queue. When the model is free, the batcher takes the oldest request and every
 queued request whose examples have the same shapes and dtypes, up to `max_size` examples, waiting at most
 `timeout` for more to arrive; their inputs are joined along dimension 0, the signature runs once, and the
-outputs are split back at the same offsets. A full queue refuses the request (429, RESOURCE_EXHAUSTED, as
-TF Serving's batcher does). When a joined call fails (a check inside the model refused one request's
-values), each request runs again on its own, so only the one at fault gets the error. Nothing outside this
-module knows whether a request was batched.
+outputs are split back at the same offsets. A full queue refuses the request with 429 (RESOURCE_EXHAUSTED:
+retry later; TF Serving's batcher answers 503 here). When a joined call fails (a check inside the model
+refused one request's values), the batch is split in halves and each half run again, down to the request at
+fault, which alone gets the error. Nothing outside this module knows whether a request was batched.
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ class Batcher:
 
     def submit(self, inputs: Arrays) -> asyncio.Future:
         """Queues one request; its future gets that request's outputs."""
+        if len(self._queue) >= self.max_queue:  # requests whose clients gave up do not count
+            self._queue = deque(r for r in self._queue if not r.answer.done())
         if len(self._queue) >= self.max_queue:
             raise ServingError(
                 429, f"{self.name}: the batch queue is full ({self.max_queue} requests waiting); retry later"
@@ -100,7 +102,7 @@ class Batcher:
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), left)
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
                 examples += self._take_matching(first.shape_key, self.max_size - examples, batch)
                 break
         return batch
@@ -121,6 +123,9 @@ class Batcher:
         return taken
 
     async def _run(self, batch: list[_Request]) -> None:
+        batch = [r for r in batch if not r.answer.done()]  # a client may give up while its batch waits
+        if not batch:
+            return
         joined = {name: np.concatenate([r.inputs[name] for r in batch]) for name in batch[0].inputs}
         self.on_batch(sum(r.size for r in batch))
         try:
@@ -129,9 +134,10 @@ class Batcher:
             if len(batch) == 1:
                 if not batch[0].answer.done():
                     batch[0].answer.set_exception(e)
-            else:  # one request's bad values (a check inside the model) must not fail the others
-                for request in batch:
-                    await self._run([request])
+            else:  # one request's values (a check inside the model) must not fail the others
+                half = len(batch) // 2
+                await self._run(batch[:half])
+                await self._run(batch[half:])
             return
         offset = 0
         for request in batch:

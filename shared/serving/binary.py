@@ -7,6 +7,7 @@ little-endian length. Replies come back the same way for outputs asked for with 
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -62,7 +63,7 @@ def binary_chunks(tensors: list[dict[str, Any]], data: bytes) -> dict[str, bytes
 
 
 def array_from_bytes(chunk: bytes, datatype: str, shape: list[int], name: str) -> np.ndarray:
-    count = int(np.prod(shape))
+    count = math.prod(shape)
     if datatype == "BYTES":
         items, offset = [], 0
         while offset < len(chunk):

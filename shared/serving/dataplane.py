@@ -1,6 +1,7 @@
-"""What a prediction is, whatever protocol asked for it: check the inputs against the signature, check image
-files, run the signature (in a worker thread, or through a batcher), within the deadline and the server's
-limit of requests in flight. The protocol modules only turn JSON into arrays and arrays into JSON.
+"""What a prediction is, whatever protocol asked for it: a place among the requests in flight, the body
+within its limits, the inputs checked against the signature, image files checked, the signature run on the
+model's own threads (or through a batcher) within the deadline. The protocol modules only turn JSON into
+arrays and arrays into JSON.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ import asyncio
 import io
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 from shared.serving.batching import Arrays, Batcher
 from shared.serving.errors import ServingError, from_tensorflow
+from shared.serving.json import read_body
 from shared.serving.metrics import ServingMetrics
 from shared.serving.repository import ModelRepository, ModelVersion, Signature
 from shared.serving.tensors import check_shape
@@ -28,20 +31,55 @@ class ServerSettings:
     port: int = 8501
     batch_max_size: int = 0  # examples per joined call; 0 turns batching off
     batch_timeout_ms: float = 1.0  # how long a batch waits for more requests once the model is free
-    batch_max_queue: int = 128  # requests waiting per signature before 429 (below max_in_flight)
-    max_in_flight: int = 256  # predict requests being answered at once before 503
+    batch_max_queue: int = 64  # requests waiting per signature before 429 (below max_in_flight)
+    max_in_flight: int = 128  # requests read, waiting or running at once before 503: bounds the bodies held
     max_body_bytes: int = 16 * 1024 * 1024  # 413 past this, before the body is read
+    max_request_examples: int = 1024  # examples in one request before 400
     max_image_pixels: int = 40_000_000
-    request_timeout_ms: float = 30_000  # 504 past this
-    inference_threads: int = os.cpu_count() or 2
+    request_timeout_ms: float = 30_000  # 408 for a body slower than this, 504 for an answer
+    inference_threads: int = os.cpu_count() or 2  # per model, so a slow model never holds up another
     cors_origins: tuple[str, ...] = ()
     drain_seconds: float = 30.0  # on SIGTERM / Ctrl-C, how long requests in flight may take to finish
+
+
+# bodies and replies larger than this are parsed and written in a worker thread: megabytes of JSON would
+# hold up every other request on the event loop for a second
+OFFLOAD_BYTES = 256 * 1024
+
+
+class Slot:
+    """One of the server's `max_in_flight` places: taken before a request's body is read, and given back
+    when the request is answered, or later, when model work it started (past a 504) has ended."""
+
+    def __init__(self, plane: DataPlane):
+        self.plane, self.work, self.freed = plane, None, False
+        plane.in_flight += 1
+        plane.metrics.in_flight.inc()
+
+    def hold(self, work: asyncio.Future) -> asyncio.Future:
+        self.work = work
+        return work
+
+    def release(self) -> None:
+        if self.work is not None and not self.work.done():
+            self.work.add_done_callback(lambda _: self._free())
+        else:
+            self._free()
+
+    def _free(self) -> None:
+        if not self.freed:
+            self.freed = True
+            self.plane.in_flight -= 1
+            self.plane.metrics.in_flight.dec()
 
 
 class DataPlane:
     def __init__(self, repository: ModelRepository, settings: ServerSettings, metrics: ServingMetrics):
         self.repository, self.settings, self.metrics = repository, settings, metrics
-        self.executor = ThreadPoolExecutor(settings.inference_threads, thread_name_prefix="inference")
+        self.executors = {
+            name: ThreadPoolExecutor(settings.inference_threads, thread_name_prefix=f"model-{name}")
+            for name in repository.models
+        }
         self.batchers: dict[tuple[str, int, str], Batcher] = {}
         self.in_flight = 0
 
@@ -59,7 +97,7 @@ class DataPlane:
         label = model.name
         batcher = Batcher(
             f"{model.name} version {model.version} {signature.name}",
-            lambda inputs: self._call(signature, inputs),
+            lambda inputs: self._call(model, signature, inputs),
             self.settings.batch_max_size,
             self.settings.batch_timeout_ms / 1000,
             self.settings.batch_max_queue,
@@ -74,7 +112,8 @@ class DataPlane:
     async def stop(self) -> None:
         for batcher in self.batchers.values():
             await batcher.stop()
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        for executor in self.executors.values():
+            executor.shutdown(wait=False, cancel_futures=True)
 
     def model(self, name: str, version: int | None = None) -> ModelVersion:
         return self.repository.get(name, version)
@@ -92,62 +131,94 @@ class DataPlane:
             )
         return model.signatures[name]
 
-    async def predict(self, model: ModelVersion, signature: Signature, inputs: Arrays) -> Arrays:
-        """The signature's outputs for these inputs, or a ServingError that names what was wrong."""
-        check_inputs(signature, inputs)
+    @asynccontextmanager
+    async def slot(self):
+        """A place among `max_in_flight`, for the whole of one predict request; 503 when there is none."""
         if self.in_flight >= self.settings.max_in_flight:
             raise ServingError(
                 503,
                 f"the server is answering its limit of {self.settings.max_in_flight} requests; retry later",
             )
-        self.in_flight += 1
-        self.metrics.in_flight.inc()
+        slot = Slot(self)
         try:
-            await self._check_images(signature, inputs)
+            yield slot
+        finally:
+            slot.release()
+
+    async def read_body(self, request) -> bytes:
+        """The body, within the body limit (413) and the deadline (408: a client sending it too slowly)."""
+        try:
             return await asyncio.wait_for(
-                self._answer(model, signature, inputs), self.settings.request_timeout_ms / 1000
+                read_body(request, self.settings.max_body_bytes), self.settings.request_timeout_ms / 1000
             )
-        except TimeoutError:
+        except asyncio.TimeoutError:
+            raise ServingError(
+                408, f"the request body did not arrive within {self.settings.request_timeout_ms:g} ms"
+            ) from None
+
+    @staticmethod
+    async def offload(function, *args, size: int):
+        """`function(*args)` in a worker thread when it handles more than OFFLOAD_BYTES, else right here."""
+        if size <= OFFLOAD_BYTES:
+            return function(*args)
+        return await asyncio.to_thread(function, *args)
+
+    async def predict(self, model: ModelVersion, signature: Signature, inputs: Arrays, slot: Slot) -> Arrays:
+        """The signature's outputs for these inputs, or a ServingError that names what was wrong."""
+        check_inputs(signature, inputs, self.settings.max_request_examples)
+        try:
+            return await asyncio.wait_for(
+                self._answer(model, signature, inputs, slot), self.settings.request_timeout_ms / 1000
+            )
+        except asyncio.TimeoutError:
             raise ServingError(
                 504, f"no answer within the deadline of {self.settings.request_timeout_ms:g} ms"
             ) from None
-        finally:
-            self.in_flight -= 1
-            self.metrics.in_flight.dec()
 
-    async def _answer(self, model: ModelVersion, signature: Signature, inputs: Arrays) -> Arrays:
-        batcher = self.batchers.get((model.name, model.version, signature.name))
-        if batcher is None or _examples(inputs) == 0:
-            self.metrics.batch_size.labels(model.name).observe(_examples(inputs))
-            return await self._call(signature, inputs)
-        return await batcher.submit(inputs)
-
-    async def _call(self, signature: Signature, inputs: Arrays) -> Arrays:
-        return await asyncio.get_running_loop().run_in_executor(
-            self.executor, run_signature, signature, inputs
-        )
-
-    async def _check_images(self, signature: Signature, inputs: Arrays) -> None:
-        images = {
-            name: a
-            for name, a in inputs.items()
-            if signature.inputs[name].dtype == "DT_STRING" and "image" in name
-        }
-        if images:
+    async def _answer(self, model: ModelVersion, signature: Signature, inputs: Arrays, slot: Slot) -> Arrays:
+        loop = asyncio.get_running_loop()
+        executor = self.executors[model.name]
+        images = image_inputs(signature, inputs)
+        if images:  # decoding can take a while: inside the deadline, on the model's threads
             limit = self.settings.max_image_pixels
-            await asyncio.get_running_loop().run_in_executor(None, check_images, images, limit)
+            await asyncio.shield(slot.hold(loop.run_in_executor(executor, check_images, images, limit)))
+        batcher = self.batchers.get((model.name, model.version, signature.name))
+        if batcher is None:
+            self.metrics.batch_size.labels(model.name).observe(_examples(inputs))
+            return await asyncio.shield(
+                slot.hold(loop.run_in_executor(executor, run_signature, signature, inputs))
+            )
+        return await batcher.submit(inputs)  # cancelled at the deadline: the batcher then skips it
+
+    async def _call(self, model: ModelVersion, signature: Signature, inputs: Arrays) -> Arrays:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executors[model.name], run_signature, signature, inputs)
 
 
-def check_inputs(signature: Signature, inputs: Arrays) -> None:
+def image_inputs(signature: Signature, inputs: Arrays) -> Arrays:
+    """Text inputs whose name holds "image": encoded image files, checked before the model decodes them."""
+    return {n: a for n, a in inputs.items() if signature.inputs[n].dtype == "DT_STRING" and "image" in n}
+
+
+def check_inputs(signature: Signature, inputs: Arrays, max_examples: int) -> None:
     """The inputs' names, shapes and example counts against the signature's."""
     check_names(signature, inputs)
     for name, array in inputs.items():
         check_shape(array, signature.inputs[name])
+        if array.size == 0:
+            raise ServingError(
+                400, f"input {name!r} holds no values (shape {list(array.shape)}); send at least one"
+            )
     if signature.batchable:
         counts = {name: array.shape[0] for name, array in inputs.items()}
         if len(set(counts.values())) > 1:
             raise ServingError(
                 400, f"the inputs hold different numbers of examples: {counts}; give each the same"
+            )
+        examples = max(counts.values(), default=0)
+        if examples > max_examples:
+            raise ServingError(
+                400, f"a request holds at most {max_examples} examples; this one holds {examples}: split it"
             )
 
 

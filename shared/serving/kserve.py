@@ -15,15 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.serving.binary import HEADER_LENGTH, array_from_bytes, binary_chunks, bytes_of, split_body
 from shared.serving.dataplane import DataPlane, check_names
 from shared.serving.errors import ServingError
-from shared.serving.json import JSONResponse, parse_json, read_body
+from shared.serving.json import JSONResponse, parse_json
 from shared.serving.repository import ModelVersion, Signature, TensorInfo
-from shared.serving.tensors import array_of, json_of
+from shared.serving.tensors import array_of, check_v2_shape
 
 PLATFORM = "tensorflow_savedmodel"
 DATATYPES = {
@@ -59,7 +60,8 @@ async def ready(request: Request) -> JSONResponse:
 
 async def model_metadata(request: Request) -> JSONResponse:
     plane, model = _model(request)
-    signature = plane.signature(model, "serving_default" if "serving_default" in model.signatures else None)
+    default = "serving_default" if "serving_default" in model.signatures else min(model.signatures)
+    signature = plane.signature(model, default)
     return JSONResponse(
         {
             "name": model.name,
@@ -78,8 +80,18 @@ async def model_ready(request: Request) -> JSONResponse:
 
 async def infer(request: Request) -> Response:
     plane, model = _model(request)
-    raw = await read_body(request, plane.settings.max_body_bytes)
-    head, data = split_body(raw, request.headers.get(HEADER_LENGTH))
+    async with plane.slot() as slot:
+        raw = await plane.read_body(request)
+        head = request.headers.get(HEADER_LENGTH)
+        body, signature, inputs = await plane.offload(_request, plane, model, raw, head, size=len(raw))
+        outputs = await plane.predict(model, signature, inputs, slot)
+        size = sum(value.nbytes for value in outputs.values())
+        return await plane.offload(_reply, model, signature, body, outputs, size=size)
+
+
+def _request(plane: DataPlane, model: ModelVersion, raw: bytes, head_length: str | None) -> tuple:
+    """(the request's JSON, the signature it asks for, its inputs as arrays)."""
+    head, data = split_body(raw, head_length)
     body = parse_json(head)
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
         raise ServingError(
@@ -89,9 +101,14 @@ async def infer(request: Request) -> Response:
     if not isinstance(parameters, dict):
         raise ServingError(400, '"parameters" must be an object')
     signature = plane.signature(model, parameters.get("signature_name"))
-    inputs = _inputs(body["inputs"], signature, data)
-    binary = _requested_outputs(body.get("outputs"), signature, bool(parameters.get("binary_data_output")))
-    outputs = await plane.predict(model, signature, inputs)
+    return body, signature, _inputs(body["inputs"], signature, data)
+
+
+def _reply(model: ModelVersion, signature: Signature, body: dict, outputs: dict) -> Response:
+    """The outputs asked for, each as JSON `data` or, when asked (`binary_data`), as binary data after the
+    JSON; text that is not UTF-8 cannot be JSON and goes as binary data too."""
+    binary_default = bool(body.get("parameters", {}).get("binary_data_output"))
+    binary = _requested_outputs(body.get("outputs"), signature, binary_default)
     reply: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version)}
     if "id" in body:
         reply["id"] = body["id"]
@@ -105,11 +122,12 @@ async def infer(request: Request) -> Response:
             "datatype": DATATYPES[signature.outputs[name].dtype],
             "shape": list(value.shape),
         }
-        if binary[name]:
+        data = None if binary[name] else _json_data(value)
+        if data is None:
             chunks.append(bytes_of(value))
             tensor["parameters"] = {"binary_data_size": len(chunks[-1])}
         else:
-            tensor["data"] = json_of(value.reshape(-1), name)
+            tensor["data"] = data
         reply["outputs"].append(tensor)
     if not chunks:
         return JSONResponse(reply)
@@ -119,6 +137,17 @@ async def infer(request: Request) -> Response:
         media_type="application/octet-stream",
         headers={"Inference-Header-Content-Length": str(len(head))},
     )
+
+
+def _json_data(value: np.ndarray) -> list | None:
+    """A tensor's `data`, flat: numbers, or text as strings (None for bytes that are not UTF-8 text)."""
+    flat = value.reshape(-1)
+    if value.dtype != object and value.dtype.kind != "S":
+        return flat.tolist()
+    try:
+        return [bytes(item).decode("utf-8") for item in flat]
+    except UnicodeDecodeError:
+        return None
 
 
 def _model(request: Request) -> tuple[DataPlane, ModelVersion]:
@@ -132,8 +161,13 @@ def _model(request: Request) -> tuple[DataPlane, ModelVersion]:
 
 
 def _inputs(tensors: list, signature: Signature, data: bytes) -> dict:
-    if not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tensors):
-        raise ServingError(400, 'every entry of "inputs" must be an object with a "name"')
+    if not all(
+        isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("parameters") or {}, dict)
+        for t in tensors
+    ):
+        raise ServingError(
+            400, 'every entry of "inputs" must be an object with a "name" (and "parameters": {})'
+        )
     names = [t["name"] for t in tensors]
     if len(set(names)) != len(names):
         raise ServingError(400, f'"inputs" names an input twice: {names}')
@@ -147,9 +181,7 @@ def _inputs(tensors: list, signature: Signature, data: bytes) -> dict:
             raise ServingError(
                 400, f"input {info.name!r} is {expected}; the request says {tensor.get('datatype')!r}"
             )
-        shape = tensor.get("shape")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise ServingError(400, f'input {info.name!r} needs "shape": a list of sizes')
+        shape = check_v2_shape(tensor.get("shape"), info.name)
         if info.name in chunks:
             arrays[info.name] = array_from_bytes(chunks[info.name], expected, shape, info.name)
         elif "data" in tensor:
@@ -160,18 +192,19 @@ def _inputs(tensors: list, signature: Signature, data: bytes) -> dict:
 
 
 def _requested_outputs(requested: Any, signature: Signature, binary_default: bool) -> dict[str, bool]:
-    """The outputs to send, each with whether it goes as binary data (`binary_data`, else the request's
-    `binary_data_output`)."""
-    if requested is None:
+    """The outputs to send (all of them when none are named), each with whether it goes as binary data
+    (its `binary_data`, else the request's `binary_data_output`)."""
+    if not requested:
         return dict.fromkeys(signature.outputs, binary_default)
-    if not isinstance(requested, list) or not all(isinstance(o, dict) and "name" in o for o in requested):
-        raise ServingError(400, '"outputs" must be a list of {"name": ...} objects')
+    if not isinstance(requested, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) and isinstance(o.get("parameters", {}), dict)
+        for o in requested
+    ):
+        raise ServingError(400, '"outputs" must be a list of {"name": "...", "parameters": {...}} objects')
     unknown = sorted({o["name"] for o in requested} - set(signature.outputs))
     if unknown:
         raise ServingError(400, f"unknown output(s) {unknown}; signature {signature.describe()}")
-    return {
-        o["name"]: bool((o.get("parameters") or {}).get("binary_data", binary_default)) for o in requested
-    }
+    return {o["name"]: bool(o.get("parameters", {}).get("binary_data", binary_default)) for o in requested}
 
 
 def _tensor_metadata(tensor: TensorInfo) -> dict[str, Any]:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from typing import Any
 
 import numpy as np
 
 from shared.serving.errors import ServingError
 from shared.serving.repository import DTYPE_NAMES, TensorInfo
+
+MAX_RANK = 32  # deeper nesting is a mistake or an attack (numpy itself stops at 64)
 
 
 def array_of(value: Any, info: TensorInfo, shape: list[int] | None = None) -> np.ndarray:
@@ -22,12 +25,25 @@ def array_of(value: Any, info: TensorInfo, shape: list[int] | None = None) -> np
     `shape`, when the protocol states one (KServe V2), is what the values are reshaped to."""
     array = _text_array(value, info.name) if info.dtype == "DT_STRING" else _number_array(value, info)
     if shape is not None:
-        if any(not isinstance(d, int) or d < 0 for d in shape) or int(np.prod(shape)) != array.size:
+        if math.prod(shape) != array.size:
             raise ServingError(
                 400, f"input {info.name!r}: shape {shape} does not fit its {array.size} value(s)"
             )
         array = array.reshape(shape)
     return array
+
+
+def check_v2_shape(shape: Any, name: str) -> list[int]:
+    """A KServe V2 `shape`: at most MAX_RANK sizes, each a whole number from 0 to 2^31 - 1."""
+    if (
+        not isinstance(shape, list)
+        or len(shape) > MAX_RANK
+        or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31 for d in shape)
+    ):
+        raise ServingError(
+            400, f'input {name!r} needs "shape": a list of at most {MAX_RANK} sizes, each from 0 to 2^31 - 1'
+        )
+    return shape
 
 
 def _number_array(value: Any, info: TensorInfo) -> np.ndarray:
@@ -36,6 +52,10 @@ def _number_array(value: Any, info: TensorInfo) -> np.ndarray:
         array = np.asarray(value)
     except ValueError:
         raise ServingError(400, _ragged(name)) from None
+    if array.size == 0:  # reads as float64: nothing to check here (an empty input is refused later)
+        return array.astype(dtype)
+    if array.ndim > MAX_RANK:
+        raise ServingError(400, f"input {name!r} is nested more than {MAX_RANK} lists deep")
     if array.dtype == object or array.dtype.kind in "USV":
         if array.dtype == object and _is_ragged(value):
             raise ServingError(400, _ragged(name))
@@ -80,10 +100,12 @@ def _text_array(value: Any, name: str) -> np.ndarray:
     return array.reshape(shape)
 
 
-def _walk(value: Any, items: list[bytes], name: str) -> tuple[int, ...]:
+def _walk(value: Any, items: list[bytes], name: str, depth: int = 0) -> tuple[int, ...]:
     """Appends the leaves of nested lists to `items` as bytes; returns the shape, refusing ragged lists."""
     if isinstance(value, list):
-        shapes = {_walk(item, items, name) for item in value}
+        if depth >= MAX_RANK:
+            raise ServingError(400, f"input {name!r} is nested more than {MAX_RANK} lists deep")
+        shapes = {_walk(item, items, name, depth + 1) for item in value}
         if len(shapes) > 1:
             raise ServingError(400, _ragged(name))
         return (len(value), *(shapes.pop() if shapes else ()))
@@ -104,11 +126,11 @@ def _bytes_of(value: Any, name: str) -> bytes:
     )
 
 
-def _is_ragged(value: Any) -> bool:
-    if not isinstance(value, list):
+def _is_ragged(value: Any, depth: int = 0) -> bool:
+    if not isinstance(value, list) or depth > MAX_RANK:
         return False
     lengths = {len(v) if isinstance(v, list) else -1 for v in value}
-    return len(lengths) > 1 or any(_is_ragged(v) for v in value)
+    return len(lengths) > 1 or any(_is_ragged(v, depth + 1) for v in value)
 
 
 def _ragged(name: str) -> str:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 
 from shared.serving.dataplane import DataPlane, check_names
 from shared.serving.errors import ServingError
-from shared.serving.json import JSONResponse, read_json
+from shared.serving.json import JSONResponse, parse_json
 from shared.serving.repository import ModelVersion, Signature
 from shared.serving.tensors import array_of, json_of
 
@@ -57,7 +57,13 @@ async def handle(request: Request) -> JSONResponse:
         return JSONResponse(metadata(model))
     if verb != "predict":
         raise ServingError(501, f":{verb} needs tf.Example inputs and a {verb} signature; use :predict")
-    return await predict(plane, model, await read_json(request, plane.settings.max_body_bytes))
+    async with plane.slot() as slot:
+        raw = await plane.read_body(request)
+        body = await plane.offload(parse_json, raw, size=len(raw))
+        signature, row_format, inputs = await plane.offload(request_arrays, plane, model, body, size=len(raw))
+        outputs = await plane.predict(model, signature, inputs, slot)
+        size = sum(value.nbytes for value in outputs.values())
+        return await plane.offload(reply_of, outputs, row_format, size=size)
 
 
 def status(plane: DataPlane, name: str, version: int | None) -> dict[str, Any]:
@@ -82,7 +88,8 @@ def metadata(model: ModelVersion) -> dict[str, Any]:
     }
 
 
-async def predict(plane: DataPlane, model: ModelVersion, body: Any) -> JSONResponse:
+def request_arrays(plane: DataPlane, model: ModelVersion, body: Any) -> tuple[Signature, bool, dict]:
+    """(the signature asked for, whether the request is in the row format, its inputs as arrays)."""
     if not isinstance(body, dict):
         raise ServingError(400, 'the body must be a JSON object holding "instances" or "inputs"')
     signature = plane.signature(model, body.get("signature_name"))
@@ -90,12 +97,17 @@ async def predict(plane: DataPlane, model: ModelVersion, body: Any) -> JSONRespo
         raise ServingError(
             400, "expecting only one of 'inputs' (columnar format) or 'instances' (row format) keys to exist"
         )
-    if "instances" not in body and "inputs" not in body:
-        raise ServingError(400, "Missing 'inputs' or 'instances' key")
     if "instances" in body:
-        outputs = await plane.predict(model, signature, rows_to_arrays(body["instances"], signature))
+        return signature, True, rows_to_arrays(body["instances"], signature)
+    if "inputs" in body:
+        return signature, False, columns_to_arrays(body["inputs"], signature)
+    raise ServingError(400, "Missing 'inputs' or 'instances' key")
+
+
+def reply_of(outputs: dict, row_format: bool) -> JSONResponse:
+    """`predictions` for a row-format request, `outputs` for a columnar one."""
+    if row_format:
         return JSONResponse({"predictions": rows_of(outputs)})
-    outputs = await plane.predict(model, signature, columns_to_arrays(body["inputs"], signature))
     if len(outputs) == 1:
         name, value = next(iter(outputs.items()))
         return JSONResponse({"outputs": json_of(value, name)})

@@ -374,6 +374,47 @@ def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(smoke_run, tm
     check_served_like_in_process(smoke_run, "mnist_cnn", {"images": images}, cwd=tmp_path)
 
 
+def test_concurrent_requests_batched_by_the_server_get_their_unbatched_answers(smoke_run, tmp_path):
+    """The server joins them into batches; TensorFlow's CPU kernels may sum in another order at another
+    batch size, so the probabilities agree to float32 rounding, and every digit is the same."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.serving_helpers import call_in_process
+
+    images = np.random.default_rng(6).integers(0, 256, (48, 28, 28), dtype=np.uint8)
+    alone = [
+        call_in_process(smoke_run / "saved_model", "serving_default", {"images": images[i : i + 1]})
+        for i in range(48)
+    ]
+    args = ("--model", f"mnist_cnn={smoke_run}", "--batch-max-size", "16", "--batch-timeout-ms", "20")
+    with running_server(*args, cwd=tmp_path) as (url, _, _):
+        with ThreadPoolExecutor(48) as pool:
+            replies = list(
+                pool.map(
+                    lambda i: request(
+                        f"{url}/v1/models/mnist_cnn:predict", {"instances": images[i : i + 1].tolist()}
+                    ),
+                    range(48),
+                )
+            )
+        for (status, reply), expected in zip(replies, alone, strict=True):
+            assert status == 200, reply
+            np.testing.assert_allclose(
+                reply["predictions"][0]["probabilities"], expected["probabilities"][0], atol=1e-6
+            )
+            assert reply["predictions"][0]["digit"] == expected["digit"][0]
+        metrics = request_text(f"{url}/metrics")
+        calls = float(metrics.split('serving_batch_size_count{model="mnist_cnn"} ')[1].split()[0])
+        assert calls < 48  # fewer model calls than requests: they were joined
+
+
+def request_text(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as reply:
+        return reply.read().decode()
+
+
 def test_export_serving_dir_writes_tf_servings_layout_that_the_server_serves(smoke_run, tmp_path):
     models = tmp_path / "models"
     result = run_cli("mnist_cnn", "export", str(smoke_run), "--serving-dir", str(models), cwd=tmp_path)

@@ -4,16 +4,20 @@ status and message, metrics, CORS and the layout `export --serving-dir` writes."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
+import time
 
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
+from shared.config import UserError
 from shared.export import publish, serving_version
 from shared.serving.app import create_app
 from shared.serving.dataplane import ServerSettings
+from shared.serving.errors import ServingError
 from shared.serving.repository import ModelRepository
 from tests.serving_helpers import (
     assert_same_outputs,
@@ -264,6 +268,59 @@ def test_unknown_models_paths_and_v2_errors(client):
     assert client.get("/v2/models/nope").status_code == 404
 
 
+def images_tensor(shape, **changes) -> dict:
+    return {"name": "images", "shape": shape, "datatype": "UINT8", "data": [], **changes}
+
+
+V2_BAD_REQUESTS = [
+    # tiny requests that would otherwise allocate without bound, crash a conversion, or hang a worker
+    (
+        {"inputs": [images_tensor([0, 10_000_000])]},
+        "has shape [0, 10000000]; the signature takes [-1, 4, 4]",
+    ),
+    ({"inputs": [images_tensor([0, 4, 4])]}, "input 'images' holds no values"),
+    ({"inputs": [images_tensor([2**32, 2**32])]}, "a list of at most 32 sizes, each from 0 to 2^31 - 1"),
+    ({"inputs": [images_tensor([1] * 65)]}, "a list of at most 32 sizes"),
+    ({"inputs": [images_tensor([1, 4, 4], parameters="x")]}, 'with a "name" (and "parameters": {})'),
+    (
+        {"inputs": [images_tensor([1, 4, 4], data=[0] * 16)], "outputs": [{"name": []}]},
+        '"outputs" must be a list',
+    ),
+    (
+        {
+            "inputs": [images_tensor([1, 4, 4], data=[0] * 16)],
+            "outputs": [{"name": "digit", "parameters": "x"}],
+        },
+        '"outputs" must be a list',
+    ),
+    (
+        {"inputs": [images_tensor([1, 4, 4], data=[0] * 16)], "parameters": "x"},
+        '"parameters" must be an object',
+    ),
+    (
+        {"inputs": [images_tensor([2000, 4, 4], data=[0] * 32000)]},
+        "at most 1024 examples; this one holds 2000",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), V2_BAD_REQUESTS)
+def test_v2_requests_that_could_blow_up_get_a_400(client, body, message):
+    reply = client.post("/v2/models/toy/infer", json=body)
+    assert reply.status_code == 400, reply.text
+    assert message in reply.json()["error"]
+
+
+def test_deeply_nested_text_and_empty_inputs_get_a_400(client):
+    deep: object = "a"
+    for _ in range(900):
+        deep = [deep]
+    reply = client.post("/v1/models/toy:predict", json={"signature_name": "text", "inputs": {"text": deep}})
+    assert reply.status_code == 400 and "nested more than 32 lists deep" in reply.json()["error"]
+    reply = client.post("/v1/models/toy:predict", json={"inputs": {"images": []}})
+    assert reply.status_code == 400 and "shape [0]; the signature takes [-1, 4, 4]" in reply.json()["error"]
+
+
 def test_v2_health_metadata_and_requested_outputs(client):
     assert client.get("/v2/health/live").status_code == 200
     assert client.get("/v2/health/ready").status_code == 200
@@ -401,8 +458,38 @@ def test_cors_only_when_an_origin_is_given(repository, client):
         assert "access-control-allow-origin" not in other.headers
 
 
-def test_deadline_answers_504(repository):
+def test_deadline_answers_504_and_the_work_keeps_its_place_until_it_ends(repository):
     with client_for(repository, request_timeout_ms=50) as hurried:
         slow = {"signature_name": "generate", "inputs": {"prompt": "a", "length": 300_000}}
         reply = hurried.post("/v1/models/toy:predict", json=slow)
         assert reply.status_code == 504 and "deadline of 50 ms" in reply.json()["error"]
+        # the model call cannot be stopped: it holds its place among --max-in-flight until it ends
+        assert "serving_in_flight_requests 1.0" in hurried.get("/metrics").text
+        deadline = time.monotonic() + 60
+        while "serving_in_flight_requests 0.0" not in hurried.get("/metrics").text:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+
+def test_the_body_limit_refuses_a_large_content_length_without_reading_the_body():
+    from starlette.requests import Request
+
+    from shared.serving.json import read_body
+
+    async def receive():
+        raise AssertionError("the body was read")
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"content-length", b"2000")]}
+    with pytest.raises(ServingError) as refused:
+        asyncio.run(read_body(Request(scope, receive), limit=1000))
+    assert refused.value.status == 413
+
+
+def test_limits_must_be_positive():
+    from shared.serving.__main__ import build_parser, settings_from
+
+    for flag in ("--request-timeout-ms", "--max-body-mb", "--max-in-flight", "--max-request-examples"):
+        with pytest.raises(UserError, match=f"{flag} must be positive, not 0"):
+            settings_from(build_parser().parse_args([flag, "0"]))
+    with pytest.raises(UserError, match="--batch-max-size must be at least 0, not -1"):
+        settings_from(build_parser().parse_args(["--batch-max-size", "-1"]))

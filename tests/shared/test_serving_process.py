@@ -5,6 +5,7 @@ requests joined into batches; and the batcher's and the data plane's limits in-p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import re
@@ -58,8 +59,29 @@ def test_startup_lists_models_and_signatures_and_sigterm_drains_requests_in_flig
         worker.join(timeout=120)
         assert process.wait(timeout=120) == 0
         assert replies and replies[0][0] == 200, replies  # answered, not cut off
-        assert "stopped" in process.stdout.read()
+        time.sleep(0.5)  # the reader thread takes the last lines
+        assert lines[-1] == "stopped"
         assert time.monotonic() - started < 120
+
+
+def test_a_request_that_outlives_the_drain_does_not_keep_the_server_alive(toy, tmp_path):
+    with running_server("--model", f"toy={toy}", "--drain-seconds", "1", cwd=tmp_path) as (url, process, _):
+        slow = {"signature_name": "generate", "inputs": {"prompt": "a", "length": 3_000_000}}  # ~10 s
+        worker = threading.Thread(
+            target=lambda: _ignore_errors(request, f"{url}/v1/models/toy:predict", slow)
+        )
+        worker.start()
+        time.sleep(1.0)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert time.monotonic() - signalled < 5  # the drain's 1 s, not the request's 10
+        worker.join(timeout=60)
+
+
+def _ignore_errors(call, *args):
+    with contextlib.suppress(OSError):  # the connection is cut when the drain ends: expected here
+        call(*args)
 
 
 def _timed(call) -> float:
@@ -104,6 +126,12 @@ def test_binding_beyond_this_machine_warns():
     assert "other machines can reach this server" in exposure_warning("0.0.0.0")
 
 
+def nested(value: object, depth: int) -> object:
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def malformed_requests(seed: int = 0) -> list[tuple[str, bytes]]:
     """200 requests a careless or hostile client sends: random bytes, truncated JSON, huge and deep arrays,
     wrong dtypes and shapes, wrong signatures, to every route."""
@@ -127,6 +155,27 @@ def malformed_requests(seed: int = 0) -> list[tuple[str, bytes]]:
         lambda: json.dumps(
             {"inputs": [{"name": "images", "shape": [-1], "datatype": "UINT8", "data": "x"}]}
         ).encode(),
+        lambda: json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": rng.choice(["images", "text", 3, None]),
+                        "shape": rng.choice([[0, 4, 4], [2**40], [1] * 70, "x", [True], [-1, 4, 4]]),
+                        "datatype": rng.choice(["UINT8", "BYTES", "FP32", 5]),
+                        "data": rng.choice([[], [0] * 16, "a", None, [{}]]),
+                        "parameters": rng.choice(
+                            [{}, "x", {"binary_data_size": rng.choice([-1, 10**9, "a"])}]
+                        ),
+                    }
+                ],
+                "outputs": rng.choice([None, [], [{"name": []}], [{"name": "digit", "parameters": 1}], "x"]),
+                "parameters": rng.choice([None, {}, "x", {"signature_name": rng.choice(["x", 1, None])}]),
+            }
+        ).encode(),
+        lambda: json.dumps(
+            {"signature_name": "text", "inputs": {"text": nested("a", rng.randint(33, 900))}}
+        ).encode(),
+        lambda: json.dumps({"inputs": {"images": rng.choice([[], [[]], [[[]]], {}])}}).encode(),
     ]
     paths = ["/v1/models/toy:predict", "/v2/models/toy/infer", "/v1/models/toy/versions/1:predict"]
     return [(rng.choice(paths), rng.choice(bodies)()) for _ in range(200)]
@@ -244,10 +293,15 @@ def test_past_the_in_flight_limit_requests_get_503(toy):
         model = plane.model("toy")
         signature = plane.signature(model, "generate")
         slow = {"prompt": np.array(b"a", dtype=object), "length": np.array(500_000, np.int32)}
-        running = asyncio.ensure_future(plane.predict(model, signature, slow))
+
+        async def ask():
+            async with plane.slot() as slot:
+                return await plane.predict(model, signature, slow, slot)
+
+        running = asyncio.ensure_future(ask())
         await asyncio.sleep(0.05)
         with pytest.raises(ServingError) as refused:
-            await plane.predict(model, signature, slow)
+            await ask()
         await running
         await plane.stop()
         return refused.value
