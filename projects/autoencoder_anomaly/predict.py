@@ -40,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
     if not len(series.values):
         raise UserError(f"{path} holds no rows under its header")
     signature = tf.saved_model.load(str(saved_model)).signatures[SIGNATURE]
+    if signature.structured_input_signature[1]["values"].shape.rank != 2:
+        raise UserError(
+            f"{saved_model} takes one stretch [T], as exports made before the signature took stretches "
+            f"[N, T] did; export it again: python -m projects.autoencoder_anomaly export {run_dir}"
+        )
     score, anomaly, problems = score_series(signature, series, window)
 
     scored = np.isfinite(score)

@@ -319,3 +319,21 @@ def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(trained, tmp_
     stretches_ = np.stack([values[100:300], values[-200:]]).astype(np.float32)  # two stretches of one length
     expected = check_served_like_in_process(trained, "anomaly", {"values": stretches_}, cwd=tmp_path)
     assert expected["score"].shape == (2, 200) and expected["anomaly"].dtype == bool
+
+
+def test_predict_with_an_export_from_before_stretches_says_to_export_again(trained, tmp_path, session_dir):
+    import shutil
+
+    import tensorflow as tf
+
+    old = tmp_path / "old_run"
+    shutil.copytree(trained, old, ignore=shutil.ignore_patterns("saved_model"))
+    one_stretch = tf.function(lambda values: {"score": values, "anomaly": values > 0})
+    module = tf.Module()
+    module.serve = one_stretch.get_concrete_function(tf.TensorSpec([None], tf.float32, name="values"))
+    tf.saved_model.save(module, str(old / "saved_model"), signatures={"serving_default": module.serve})
+    path = tmp_path / "series.csv"
+    path.write_text(series_csv(synthetic_series(seed=42)))
+    result = run_cli("autoencoder_anomaly", "predict", str(old), str(path), cwd=session_dir)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "export it again: python -m projects.autoencoder_anomaly export" in result.stderr
