@@ -31,7 +31,7 @@ REVIEW = " ".join(
     ["This film surprised me: a sharp script, a cast that clearly enjoyed the material, and a score that"]
     + ["never gets in the way. The middle drags a little, but the last act more than makes up for it."] * 10
 )
-SETTINGS = {"off": (), "on": ("--batch-max-size", "32", "--batch-timeout-ms", "1")}
+SETTINGS = {"off": (), "on": ("--batch-max-size", "32")}  # "on": the server's batching flags (--batching)
 
 
 def example(name: str) -> dict[str, np.ndarray]:
@@ -141,7 +141,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of one measured load")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--batching", default=" ".join(SETTINGS["on"]), help='server flags of "on" (default: %(default)s)'
+    )
     args = parser.parse_args()
+    SETTINGS["on"] = tuple(args.batching.split())
     models = dict(m.split("=", 1) for m in args.model) or {
         name: str(REPO / "runs" / name / "latest") for name in ("mnist_cnn", "imdb_gru")
     }

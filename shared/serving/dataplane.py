@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import anyio
 import numpy as np
 
 from shared.serving.batching import Arrays, Batcher
@@ -30,7 +31,9 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8501
     batch_max_size: int = 0  # examples per joined call; 0 turns batching off
-    batch_timeout_ms: float = 1.0  # how long a batch waits for more requests once the model is free
+    batch_timeout_ms: float = (
+        0.0  # how long a batch waits for more once the model is free (0: takes what waits)
+    )
     batch_max_queue: int = 64  # requests waiting per signature before 429 (below max_in_flight)
     max_in_flight: int = 128  # requests read, waiting or running at once before 503: bounds the bodies held
     max_body_bytes: int = 16 * 1024 * 1024  # 413 past this, before the body is read
@@ -148,10 +151,9 @@ class DataPlane:
     async def read_body(self, request) -> bytes:
         """The body, within the body limit (413) and the deadline (408: a client sending it too slowly)."""
         try:
-            return await asyncio.wait_for(
-                read_body(request, self.settings.max_body_bytes), self.settings.request_timeout_ms / 1000
-            )
-        except asyncio.TimeoutError:
+            with anyio.fail_after(self.settings.request_timeout_ms / 1000):
+                return await read_body(request, self.settings.max_body_bytes)
+        except TimeoutError:
             raise ServingError(
                 408, f"the request body did not arrive within {self.settings.request_timeout_ms:g} ms"
             ) from None
@@ -166,11 +168,10 @@ class DataPlane:
     async def predict(self, model: ModelVersion, signature: Signature, inputs: Arrays, slot: Slot) -> Arrays:
         """The signature's outputs for these inputs, or a ServingError that names what was wrong."""
         check_inputs(signature, inputs, self.settings.max_request_examples)
-        try:
-            return await asyncio.wait_for(
-                self._answer(model, signature, inputs, slot), self.settings.request_timeout_ms / 1000
-            )
-        except asyncio.TimeoutError:
+        try:  # a cancel scope, not asyncio.wait_for: no task to create for every request
+            with anyio.fail_after(self.settings.request_timeout_ms / 1000):
+                return await self._answer(model, signature, inputs, slot)
+        except TimeoutError:
             raise ServingError(
                 504, f"no answer within the deadline of {self.settings.request_timeout_ms:g} ms"
             ) from None
