@@ -50,7 +50,9 @@ async def handle(request: Request) -> JSONResponse:
     verb = match["verb"] if request.method == "POST" else match["subresource"] or "status"
     request.state.api = f"v1_{verb}"
     if verb == "status":
-        return JSONResponse(status(plane, name, version))
+        reply = status(plane, name, version)
+        request.state.model = name
+        return JSONResponse(reply)
     model = plane.model(name, version)
     request.state.model = model.name
     if verb == "metadata":
