@@ -1,4 +1,4 @@
-"""The ASGI app: one route table, one error map, the body limit, CORS only when asked, metrics.
+"""The ASGI app: one route table, one error map, CORS only when asked, metrics.
 
 `create_app(repository, settings)` builds it, so tests can build one around any models.
 """
@@ -51,7 +51,11 @@ def create_app(repository: ModelRepository, settings: ServerSettings) -> Starlet
     if settings.cors_origins:
         middleware.append(
             Middleware(
-                CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"]
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Inference-Header-Content-Length"],  # KServe V2's binary data, both ways
+                expose_headers=["Inference-Header-Content-Length"],
             )
         )
 

@@ -126,9 +126,9 @@ class Batcher:
         batch = [r for r in batch if not r.answer.done()]  # a client may give up while its batch waits
         if not batch:
             return
-        joined = {name: np.concatenate([r.inputs[name] for r in batch]) for name in batch[0].inputs}
-        self.on_batch(sum(r.size for r in batch))
         try:
+            joined = {name: np.concatenate([r.inputs[name] for r in batch]) for name in batch[0].inputs}
+            self.on_batch(sum(r.size for r in batch))
             outputs = await self.run(joined)
         except Exception as e:
             if len(batch) == 1:

@@ -456,6 +456,11 @@ def test_cors_only_when_an_origin_is_given(repository, client):
         assert reply.headers["access-control-allow-origin"] == "http://127.0.0.1:3000"
         other = open_client.get("/v1/models/toy", headers={"Origin": "http://elsewhere.example"})
         assert "access-control-allow-origin" not in other.headers
+        asked = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+        preflight = open_client.options("/v2/models/toy/infer", headers={**origin, **asked})
+        assert preflight.status_code == 200  # a page may POST JSON
+        binary = {**asked, "Access-Control-Request-Headers": "content-type,inference-header-content-length"}
+        assert open_client.options("/v2/models/toy/infer", headers={**origin, **binary}).status_code == 200
 
 
 def test_deadline_answers_504_and_the_work_keeps_its_place_until_it_ends(repository):
