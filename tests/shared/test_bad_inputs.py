@@ -146,3 +146,8 @@ def test_a_run_without_its_saved_preprocessor(tmp_path):
     splits = Splits(dataset, dataset, dataset, preprocessor=keras.layers.Identity())
     with pytest.raises(UserError, match=r"has no preprocessor\.keras: the run did not finish"):
         runner.with_saved_preprocessor(splits, tmp_path)
+
+
+def test_export_version_needs_a_serving_dir(tmp_path, capsys):
+    assert main(PROJECT, ["export", str(tmp_path), "--version", "2"]) == 2
+    assert "--version numbers a copy in --serving-dir; give --serving-dir DIR too" in capsys.readouterr().err

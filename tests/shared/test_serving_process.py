@@ -10,6 +10,7 @@ import json
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -183,7 +184,9 @@ def malformed_requests(seed: int = 0) -> list[tuple[str, bytes]]:
 
 def test_200_malformed_requests_get_4xx_and_the_server_still_answers_correctly(toy, tmp_path):
     expected = call_in_process(toy, "serving_default", {"images": IMAGES[:3]})
-    with running_server("--model", f"toy={toy}", "--batch-max-size", "16", cwd=tmp_path) as (url, process, _):
+    args = ("--model", f"toy={toy}", "--batch-max-size", "16", "--request-timeout-ms", "3000")
+    with running_server(*args, cwd=tmp_path) as (url, process, _):
+        assert b"408" in half_sent_body(url)  # a client that stops sending gives its place back
         for path, body in malformed_requests():
             status, reply = request(url + path, data=body)
             assert 400 <= status < 500, (path, body[:200], status, reply)
@@ -223,6 +226,15 @@ def test_64_concurrent_requests_are_batched_and_each_gets_its_unbatched_answer(t
         calls = float(re.search(r'serving_batch_size_count\{model="toy"\} (\S+)', metrics).group(1))
         examples = float(re.search(r'serving_batch_size_sum\{model="toy"\} (\S+)', metrics).group(1))
         assert examples == sum(sizes) and calls < 64  # fewer model calls than requests: they were joined
+
+
+def half_sent_body(url: str) -> bytes:
+    """The status line of the reply to a request whose body stops halfway."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as connection:
+        head = "POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+        connection.sendall(head.encode() + b'{"instances": ')
+        return connection.recv(200).split(b"\r\n")[0]
 
 
 def urllib_text(url: str) -> str:
