@@ -97,7 +97,7 @@ def serve(args: argparse.Namespace) -> None:
     from shared.serving.app import create_app
     from shared.serving.repository import ModelRepository
 
-    repository = ModelRepository.load(args.model, args.model_base_path, args.runs, log=lambda text: None)
+    repository = ModelRepository.load(args.model, args.model_base_path, args.runs)
     for versions in repository.models.values():
         for model in versions.values():
             print(f"model {model.name} version {model.version} ({model.path})")

@@ -36,11 +36,6 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The request's body as JSON, or a 400 that says why it is not (413 over `limit` bytes)."""
-    return parse_json(await read_body(request, limit))
-
-
 def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise ServingError(400, "the request body is empty; send a JSON object")

@@ -122,7 +122,6 @@ class ModelRepository:
         models: list[str] = (),
         base_path: str | None = None,
         runs: str | None = None,
-        log: Callable[[str], None] = print,
     ) -> ModelRepository:
         """Finds every source's SavedModels and loads them; a UserError names what did not load."""
         found: dict[str, dict[int, Path]] = {}
@@ -143,7 +142,6 @@ class ModelRepository:
         for name, versions in sorted(found.items()):
             for version, path in sorted(versions.items()):
                 loaded.append(load_version(name, version, path))
-                log(f"loaded {name} version {version} from {path}")
         return cls(loaded)
 
 

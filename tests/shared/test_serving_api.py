@@ -43,7 +43,7 @@ def layout(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def repository(layout):
-    return ModelRepository.load(base_path=str(layout), log=lambda text: None)
+    return ModelRepository.load(base_path=str(layout))
 
 
 def client_for(repository, **settings) -> TestClient:

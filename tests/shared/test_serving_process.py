@@ -298,7 +298,7 @@ def test_a_full_batch_queue_answers_429_and_requests_of_other_shapes_wait_for_th
 
 
 def test_past_the_in_flight_limit_requests_get_503(toy):
-    repository = ModelRepository.load([f"toy={toy}"], log=lambda text: None)
+    repository = ModelRepository.load([f"toy={toy}"])
 
     async def scenario():
         plane = DataPlane(repository, ServerSettings(max_in_flight=1), ServingMetrics())
