@@ -21,29 +21,36 @@ SIGNATURE = "serving_default"
 
 
 def export_saved_model(
-    layers: list, endpoint, path: Path, aliases: tuple[str, ...] = ()
-) -> dict[str, np.ndarray]:
-    """Writes the SavedModel; returns the endpoint's eager answers on the example inputs (the reference).
+    layers: list, endpoint, path: Path, aliases: tuple[str, ...] = (), extra: dict | None = None
+) -> dict[str, dict[str, np.ndarray]]:
+    """Writes the SavedModel; returns each signature's eager answers on its example inputs (the reference),
+    by signature name.
 
     `layers`: the model and whatever else the endpoint calls that holds state (a preprocessor's lookup
     tables); None entries are skipped. The input signature is a list of named TensorSpecs, one argument
-    each, or one dict of them (one argument holding every named input).
+    each, or one dict of them (one argument holding every named input). `extra`: more signatures by name,
+    each an endpoint of its own.
     """
     import keras
     import tensorflow as tf
 
-    serve, input_signature, examples = endpoint
     archive = keras.export.ExportArchive()
     for layer in layers:
         if layer is not None:
             archive.track(layer)
-    for name in (SIGNATURE, *aliases):  # an alias names what the endpoint does (e.g. `generate`)
+    endpoints = {SIGNATURE: endpoint, **(extra or {})}
+    for name in aliases:  # an alias names what the endpoint does (e.g. `generate`)
+        endpoints[name] = endpoint
+    for name, (serve, input_signature, _) in endpoints.items():
         archive.add_endpoint(name=name, fn=serve, input_signature=input_signature)
     archive.write_out(str(path), verbose=False)
-    inputs = {name: tf.constant(value) for name, value in examples.items()}
-    takes_dict = len(input_signature) == 1 and isinstance(input_signature[0], dict)
-    reference = serve(inputs) if takes_dict else serve(**inputs)
-    return {name: np.asarray(value) for name, value in reference.items()}
+    references = {}
+    for name, (serve, input_signature, examples) in endpoints.items():
+        inputs = {key: tf.constant(value) for key, value in examples.items()}
+        takes_dict = len(input_signature) == 1 and isinstance(input_signature[0], dict)
+        reference = serve(inputs) if takes_dict else serve(**inputs)
+        references[name] = {key: np.asarray(value) for key, value in reference.items()}
+    return references
 
 
 def check_in_fresh_process(
@@ -130,6 +137,10 @@ def publish(saved_model: Path, serving_dir: Path, name: str, version: int) -> Pa
     )  # not a number: TF Serving skips it
     try:
         shutil.copytree(saved_model, staging, dirs_exist_ok=True)
+        metrics = Path(saved_model).parent / "metrics.json"
+        if metrics.is_file():  # the run's measured result travels with it, for the server's index page
+            (staging / "assets.extra").mkdir(exist_ok=True)
+            shutil.copy(metrics, staging / "assets.extra" / "metrics.json")
         staging.rename(model_dir / str(version))
     finally:
         shutil.rmtree(staging, ignore_errors=True)

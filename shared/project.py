@@ -84,3 +84,9 @@ class Project:
     after_fit: Callable[[keras.Model, Splits], dict[str, Any]] | None = None
     # more names for the serving signature in the SavedModel, beside serving_default (e.g. "generate")
     signature_aliases: tuple[str, ...] = ()
+    # more signatures, each a function of its own (a Grad-CAM heat map, one step of generation), by name;
+    # exported and checked in a fresh process like serving_default
+    extra_endpoints: Callable[[keras.Model, Splits], dict[str, ServingEndpoint]] | None = None
+    # what the project's page needs that the signatures do not say (a form's choices, cached example
+    # inputs): JSON-able, written into the SavedModel as assets.extra/page.json when it is exported
+    page_info: Callable[[Splits], dict[str, Any]] | None = None

@@ -369,17 +369,28 @@ def compiled_metrics(model: keras.Model, dataset: tf.data.Dataset, prefix: str =
 
 
 def export_run(project: Project, run_dir: Path, splits: Splits) -> dict[str, float]:
-    """Exports model.keras as a SavedModel, checks it in a fresh process; returns the largest differences."""
+    """Exports model.keras as a SavedModel, checks every signature in a fresh process, writes what the
+    project's page needs beside it; returns the largest differences."""
     model = keras.models.load_model(str(run_dir / "model.keras"), compile=False)
     splits = with_saved_preprocessor(splits, run_dir)
     endpoint = project.serving_endpoint(model, splits)
+    extra = project.extra_endpoints(model, splits) if project.extra_endpoints is not None else {}
     path = run_dir / "saved_model"
-    reference = export.export_saved_model(
-        [model, splits.preprocessor], endpoint, path, aliases=project.signature_aliases
+    references = export.export_saved_model(
+        [model, splits.preprocessor], endpoint, path, aliases=project.signature_aliases, extra=extra
     )
-    differences = export.check_in_fresh_process(path, endpoint[2], reference)
-    for alias in project.signature_aliases:  # the same function, traced again under another name
-        export.check_in_fresh_process(path, endpoint[2], reference, signature=alias)
+    examples = {name: e[2] for name, e in extra.items()}
+    differences = {}
+    for name, reference in references.items():  # an alias is the same function, traced again
+        inputs = examples.get(name, endpoint[2])
+        found = export.check_in_fresh_process(path, inputs, reference, signature=name)
+        if name == export.SIGNATURE:
+            differences.update(found)
+        elif name in extra:
+            differences.update({f"{name}_{key}": diff for key, diff in found.items()})
+    page = {"project": project.name, **(project.page_info(splits) if project.page_info else {})}
+    (path / "assets.extra").mkdir(exist_ok=True)
+    reporting.write_json(path / "assets.extra" / "page.json", page)
     print(f"exported {path}; reloaded in a fresh process, largest difference {max(differences.values()):.2g}")
     return {f"export_max_abs_diff_{name}": diff for name, diff in differences.items()}
 

@@ -38,6 +38,7 @@ LIMITS = [
     ("--max-image-megapixels", float, D.max_image_pixels / 1e6, "largest image file accepted"),
     ("--request-timeout-ms", float, D.request_timeout_ms, "408 for a slower body, 504 for a slower answer"),
     ("--inference-threads", int, D.inference_threads, "threads running each model (default: the cores)"),
+    ("--max-stream-steps", int, D.max_stream_steps, "steps one :stream request may ask for"),
     ("--drain-seconds", float, D.drain_seconds, "on SIGTERM or Ctrl-C, time left to requests in flight"),
 ]
 
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="allow this web origin (repeatable)",
     )
+    add("--pages", metavar="DIR", help="project pages: DIR/<project>/page/ (default: the projects/ folder)")
     for flag, kind, default, text in LIMITS:
         add(flag, type=kind, default=default, help=f"{text} (default: %(default)g)")
     return parser
@@ -88,6 +90,8 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
         inference_threads=args.inference_threads,
         cors_origins=tuple(args.cors_origin),
         drain_seconds=args.drain_seconds,
+        max_stream_steps=args.max_stream_steps,
+        pages_dir=args.pages,
     )
 
 

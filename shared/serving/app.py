@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,10 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.serving import kserve, tfserving
+from shared.serving import kserve, stream, tfserving
 from shared.serving.dataplane import DataPlane, ServerSettings
 from shared.serving.errors import ServingError, error_response
 from shared.serving.metrics import ServingMetrics
+from shared.serving.pages import page_routes
 from shared.serving.repository import ModelRepository
 
 log = logging.getLogger("shared.serving")
@@ -37,7 +39,12 @@ def create_app(repository: ModelRepository, settings: ServerSettings) -> Starlet
 
     v2_model = "/v2/models/{name}"
     v2_version = "/v2/models/{name}/versions/{version}"
+    pages = Path(settings.pages_dir) if settings.pages_dir else None
     routes = [
+        *(
+            route(p + ":stream", stream.handle, "v1_stream", ("POST",))
+            for p in ("/v1/models/{name}", "/v1/models/{name}/versions/{version:int}")
+        ),
         route("/v1/{path:path}", tfserving.handle, "v1", ("GET", "POST", "PUT", "DELETE", "PATCH")),
         route("/v2", kserve.server_metadata, "v2_server"),
         route("/v2/health/live", kserve.live, "v2_health"),
@@ -46,6 +53,7 @@ def create_app(repository: ModelRepository, settings: ServerSettings) -> Starlet
         *(route(p + "/ready", kserve.model_ready, "v2_ready") for p in (v2_model, v2_version)),
         *(route(p + "/infer", kserve.infer, "v2_infer", ("POST",)) for p in (v2_model, v2_version)),
         Route("/metrics", lambda request: Response(metrics.exposition(), media_type=metrics.content_type)),
+        *page_routes(repository, pages),
     ]
     middleware = []
     if settings.cors_origins:

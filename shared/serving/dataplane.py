@@ -43,6 +43,8 @@ class ServerSettings:
     inference_threads: int = os.cpu_count() or 2  # per model, so a slow model never holds up another
     cors_origins: tuple[str, ...] = ()
     drain_seconds: float = 30.0  # on SIGTERM / Ctrl-C, how long requests in flight may take to finish
+    max_stream_steps: int = 10_000  # steps one :stream request may ask for
+    pages_dir: str | None = None  # where project pages are: PAGES/<project>/page/ (None: projects/)
 
 
 # bodies and replies larger than this are parsed and written in a worker thread: megabytes of JSON would
