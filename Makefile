@@ -10,7 +10,7 @@ PROJECTS := $(notdir $(patsubst %/,%,$(dir $(wildcard projects/*/__main__.py))))
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint bench bench-serve serve clean
+.PHONY: help venv browser test lint bench bench-serve serve clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -50,10 +50,22 @@ compare-%: $(STAMP) ## a project's model comparison: make compare-imdb_gru ARGS=
 run-%: $(STAMP) ## any other project command: make run-autoencoder_anomaly ARGS="category realKnownCause"
 	$(PY) -m projects.$* $(ARGS)
 
+# the page tests drive Debian's headless chromium through its chromedriver: installed here when missing
+# (never a browser download)
+CHROMEDRIVER := /usr/bin/chromedriver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMEDRIVER):
+	@command -v apt-get >/dev/null || { echo "the page tests need chromium and its chromedriver at \
+	/usr/bin (Debian: apt-get install chromium chromium-driver)"; exit 1; }
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver
+
+browser: $(CHROMEDRIVER) ## install Debian's chromium and chromium-driver for the page tests
+
 # two test processes: much of a test's time is one Python thread (imports, tracing, a subprocess starting),
 # so two of them keep 2 cores busy; a test file stays in one process (--dist loadfile) with its fixtures
 TEST_WORKERS ?= 2
-test: $(STAMP) ## the whole test suite: no network, no dataset mirror (TEST_WORKERS=0: one process)
+test: $(STAMP) $(CHROMEDRIVER) ## the whole test suite: no network, no dataset mirror (TEST_WORKERS=0: one process)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 lint: $(STAMP) ## ruff

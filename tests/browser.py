@@ -94,6 +94,17 @@ def exchanges(driver) -> list[dict[str, Any]]:
     return driver.execute_script("return window.exchanges")
 
 
+def settled(driver, at_least: int = 1, quiet: float = 0.7) -> list[dict[str, Any]]:
+    """The page's exchanges once there are `at_least` and no new one has come for `quiet` seconds (a page
+    that answers as you draw or type sends several)."""
+    wait_for(lambda: len(exchanges(driver)) >= at_least, f"the page's request number {at_least}")
+    count = -1
+    while count != len(exchanges(driver)):
+        count = len(exchanges(driver))
+        time.sleep(quiet)
+    return exchanges(driver)
+
+
 def same_reply_from_the_api(url: str, exchange: dict[str, Any]) -> Any:
     """Sends the page's own request to the REST API; asserts the reply is the one the page got; returns it."""
     status, reply = request(url + exchange["path"], exchange["request"])
@@ -121,7 +132,8 @@ def screenshot(driver, name: str) -> Path:
 def on_a_phone(driver, name: str) -> None:
     """At a phone's width nothing runs off the side; a screenshot of it."""
     driver.set_window_size(390, 900)
-    overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    page = "document.documentElement"
+    overflow = driver.execute_script(f"return {page}.scrollWidth - {page}.clientWidth")
     assert overflow <= 1, f"the page is {overflow}px wider than a 390px phone screen"
     screenshot(driver, f"{name}-phone")
 

@@ -80,8 +80,28 @@ def save_toy_model(path: Path, scale: float = 1.0) -> Path:
             _, total = tf.while_loop(lambda i, t: i < length, lambda i, t: (i + 1, t * 0.999 + 1.0), (0, 0.0))
             return {"text": tf.strings.reduce_join(tf.repeat(prompt, tf.minimum(length, 5))), "total": total}
 
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([], tf.int32, name="count"),
+                tf.TensorSpec([2], tf.float32, name="total"),
+                tf.TensorSpec([], tf.float32, name="add"),
+                tf.TensorSpec([], tf.int32, name="fail_at"),
+            ]
+        )
+        def step(self, count, total, add, fail_at):
+            """A step signature for :stream: carries `count` and `total` from step to step."""
+            checks = [
+                tf.debugging.assert_non_negative(add, "add must be at least 0"),
+                tf.debugging.assert_none_equal(count, fail_at, message="the count reached fail_at"),
+            ]
+            with tf.control_dependencies(checks):
+                count = tf.identity(count)
+            carried = {"next_count": count + 1, "next_total": total + add}
+            return {"seen": count, "sum": tf.reduce_sum(total), **carried}
+
     toy = Toy()
     signatures = {
+        "step": toy.step,
         "serving_default": toy.classify,
         "text": toy.text,
         "columns": toy.columns,

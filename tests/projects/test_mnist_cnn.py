@@ -431,3 +431,41 @@ def test_export_serving_dir_writes_tf_servings_layout_that_the_server_serves(smo
             f"{url}/v1/models/mnist_cnn/versions/1:predict", {"instances": [[[0] * 28] * 28]}
         )
         assert status == 200 and len(reply["predictions"][0]["probabilities"]) == 10
+
+
+def test_the_page_classifies_a_drawn_digit_and_a_dropped_file_like_the_rest_api(smoke_run, tmp_path):
+    """In headless Chromium: a stroke of a 7 drawn on the canvas, then an image file chosen; the page shows
+    what :predict answers for the page's own request, and makes MNIST's form as predict.py does."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    from tests import browser
+
+    def shown_matches_reply(count: int) -> np.ndarray:
+        exchange = browser.settled(driver, count)[-1]
+        reply = browser.same_reply_from_the_api(url, exchange)["predictions"][0]
+        browser.wait_for(lambda: browser.text_of(driver, "#answer") == str(reply["digit"]), "the answer")
+        shown = [float(v.text) for v in driver.find_elements(By.CSS_SELECTOR, "#bars .value")]
+        np.testing.assert_allclose(shown, reply["probabilities"], atol=5e-4)
+        return np.array(exchange["request"]["instances"][0])
+
+    seven = tmp_path / "seven.png"
+    cv2.imwrite(str(seven), draw_digit("7", (120, 100), True, True))
+    (tmp_path / "notes.png").write_text("not an image")
+    with browser.served_page("mnist_cnn", smoke_run, tmp_path) as (driver, url):
+        pad = driver.find_element(By.ID, "pad")
+        stroke = ActionChains(driver).move_to_element_with_offset(pad, -80, -90).click_and_hold()
+        stroke.move_by_offset(160, 0).move_by_offset(-70, 180).release().perform()
+        drawn = shown_matches_reply(1)
+        assert drawn.shape == (28, 28) and drawn.max() > 200 and drawn[:3].max() < 60
+        browser.screenshot(driver, "mnist_cnn")
+        driver.find_element(By.ID, "file").send_keys(str(seven))
+        sent = shown_matches_reply(len(browser.exchanges(driver)) + 1)
+        expected = to_mnist(cv2.imread(str(seven), cv2.IMREAD_GRAYSCALE)).astype(float)
+        assert np.corrcoef(sent.ravel(), expected.ravel())[0, 1] > 0.9, "the page's MNIST form differs"
+        driver.find_element(By.ID, "file").send_keys(str(tmp_path / "notes.png"))
+        assert "notes.png is not an image" in browser.error_shown(driver)
+        driver.find_element(By.ID, "clear").click()
+        assert browser.text_of(driver, "#answer") == "-"
+        browser.labelled(driver)
+        browser.on_a_phone(driver, "mnist_cnn")
