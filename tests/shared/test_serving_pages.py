@@ -183,3 +183,23 @@ def request_text(url: str) -> tuple[int, str]:
 
     with urllib.request.urlopen(url, timeout=30) as response:
         return response.status, response.read().decode()
+
+
+def test_the_index_page_lists_the_models_with_their_results_and_links_in_a_browser(run_dir, pages, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from tests import browser
+
+    args = ("--model", f"mine={run_dir}", "--pages", str(pages))
+    with running_server(*args, cwd=tmp_path) as (url, _, _), browser.chromium() as driver:
+        driver.get(url + "/")
+        rows = lambda: driver.find_elements(By.CSS_SELECTOR, "tr[data-model=mine]")  # noqa: E731
+        row = browser.wait_for(rows, "the model's row")
+        cells = [cell.text for cell in row[0].find_elements(By.TAG_NAME, "td")]
+        assert cells[:3] == ["mine", "1", "accuracy 75.00%"] and "step" in cells[3]
+        browser.labelled(driver)
+        browser.screenshot(driver, "index")
+        browser.on_a_phone(driver, "index")
+        row[0].find_element(By.LINK_TEXT, "mine").click()
+        browser.wait_for(lambda: driver.title == "demo page", "the model's page")
+        browser.check_console(driver)

@@ -1,7 +1,8 @@
 import { formatMetric, showError } from "/static/pages.js";
 
-function cell(row, content) {
+function cell(row, content, className = "") {
   const td = document.createElement("td");
+  td.className = className;
   if (typeof content === "string") td.textContent = content;
   else td.append(content);
   row.append(td);
@@ -23,7 +24,7 @@ async function main() {
     cell(row, model.versions.length > 1 ? `${model.version} (of ${model.versions.join(", ")})` : `${model.version}`);
     const metrics = Object.entries(model.metrics);
     cell(row, metrics.length ? metrics.map(([k, v]) => `${k.replace(/^test_/, "")} ${formatMetric(k, v)}`).join(", ") : "not measured");
-    cell(row, model.signatures.join(", "));
+    cell(row, model.signatures.join(", "), "wide");
     body.append(row);
   }
 }
