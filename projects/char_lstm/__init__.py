@@ -11,6 +11,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text", help="train on this UTF-8 text file instead of Tiny Shakespeare")
 
 
+def page_info(splits: Splits) -> dict:
+    """What the page shows before its first request: a prompt the model can read, the characters it knows."""
+    return {"sample_prompt": generate.sample_prompt(splits), "vocabulary": splits.info["vocabulary"][1:]}
+
+
 def sample_callbacks(splits: Splits, run_dir: Path) -> list:
     return [generate.TextSamples(run_dir, splits.info["vocabulary"], generate.sample_prompt(splits))]
 
@@ -28,6 +33,8 @@ PROJECT = Project(
     for_hparams=data.for_hparams,
     callbacks=sample_callbacks,
     signature_aliases=("generate",),
+    extra_endpoints=export.step_endpoint,  # generate_step: one character at a time, for :stream
+    page_info=page_info,
     commands={
         "generate": Command(
             "stream text from a trained run: --prompt, --length, --temperature, --top-k, --seed",

@@ -49,7 +49,7 @@ def model_message(message: str) -> str:
     [the message] [Condition ...]" under graph details and node names: keep the message."""
     assertion = re.search(r"assertion failed: \[(.*?)\](?: \[|\n|$)", message)
     if assertion:
-        return assertion.group(1)
+        return assertion.group(1).rstrip()  # TensorFlow ends it with ".  "
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     useful = [
         line

@@ -1,5 +1,6 @@
 """char_lstm: the position split and vocabulary, learning a repeating text, stateful generation against the
-full-prefix computation, seeded determinism, the generate signature in a fresh process, and bad requests."""
+full-prefix computation, seeded determinism, the generate signature in a fresh process, bad requests, the
+generate_step signature streamed by the server, and the page."""
 
 from __future__ import annotations
 
@@ -132,6 +133,7 @@ def test_learns_the_repeating_text_far_below_the_unigram_entropy(trained):
     assert metrics["val_bpc"] < 0.25 * metrics["unigram_bpc"], metrics
     assert metrics["val_bpc"] == pytest.approx(metrics["val_loss_nats"] / np.log(2))
     assert metrics["export_max_abs_diff_text"] == 0  # the generate signature, reloaded in a fresh process
+    assert metrics["export_max_abs_diff_generate_step_text"] == 0  # and the step signature for :stream
     assert (trained / "samples" / "epoch_008.txt").is_file() and (trained / "samples.txt").is_file()
     assert list((trained / "logs" / "samples").glob("events.out.tfevents.*"))  # TensorBoard text
 
@@ -270,3 +272,169 @@ def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(trained, tmp_
     }
     expected = check_served_like_in_process(trained, "char_lstm", inputs, cwd=tmp_path, signature="generate")
     assert len(expected["text"].item().decode("utf-8")) == 50
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_generate_step_fed_its_own_outputs_writes_what_generate_writes(cell):
+    """On an untrained two-layer model, eagerly: the state vector packs and unpacks every layer's states."""
+    from types import SimpleNamespace
+
+    from projects.char_lstm.export import serving_endpoint, step_endpoint
+    from projects.char_lstm.model import build_model
+    from shared.runner import hyperparameters
+
+    model = build_model(hyperparameters({"cell": cell, "layers": 2, "units": 32}))
+    splits = SimpleNamespace(info={"vocabulary": data.UNKNOWN + "".join(chr(33 + i) for i in range(65))})
+    serve = serving_endpoint(model, splits)[0]
+    step, signature, _ = step_endpoint(model, splits)["generate_step"]
+    assert signature[1].shape == [2 * 32 * (2 if cell == "lstm" else 1)]  # an LSTM has h and c, a GRU h
+    settings = {"temperature": tf.constant(1.5), "top_k": tf.constant(5), "seed": tf.constant(4)}
+    expected = serve(prompt=tf.constant("KING:"), length=tf.constant(25), **settings)["text"].numpy().decode()
+    text, state, position, written = tf.constant("KING:"), tf.zeros(signature[1].shape), tf.constant(0), ""
+    for _ in range(25):
+        outputs = step(text=text, state=state, position=position, **settings)
+        written += outputs["text"].numpy().decode()
+        text, state, position = outputs["next_text"], outputs["next_state"], outputs["next_position"]
+    assert written == expected and int(position) == 25
+
+
+def sse_events(body: str) -> list[tuple[str, dict]]:
+    """(kind, data) of each server-sent event."""
+    found = []
+    for block in body.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        found.append((lines.get("event", "message"), json.loads(lines["data"])))
+    return found
+
+
+def test_the_servers_stream_of_generate_step_is_the_text_generate_serves(trained):
+    """Without a browser: :stream's events (the state fed back on the server) join into the text :predict's
+    generate gives; a prompt with a character the model never saw is a 400 before any event."""
+    from starlette.testclient import TestClient
+
+    from shared.serving.app import create_app
+    from shared.serving.dataplane import ServerSettings
+    from shared.serving.repository import ModelRepository
+
+    repository = ModelRepository.load(models=[f"char_lstm={trained}"])
+    settings = {"temperature": 1.3, "top_k": 4, "seed": 12}
+    with TestClient(create_app(repository, ServerSettings())) as client:
+        body = {"signature_name": "generate_step", "inputs": {"text": VERSE[:9], **settings}, "steps": 70}
+        events = sse_events(client.post("/v1/models/char_lstm:stream", json=body).text)
+        inputs = {"prompt": VERSE[:9], "length": 70, **settings}
+        reply = client.post(
+            "/v1/models/char_lstm:predict", json={"signature_name": "generate", "inputs": inputs}
+        )
+        assert reply.status_code == 200, reply.text
+        assert events[-1] == ("end", {"steps": 70}) and all(kind == "message" for kind, _ in events[:-1])
+        assert "".join(data["text"] for _, data in events[:-1]) == reply.json()["outputs"]
+        assert set(events[0][1]) == {"text"}  # what is fed back stays on the server
+        body["inputs"]["text"] = "to be?"
+        refused = client.post("/v1/models/char_lstm:stream", json=body)
+        assert refused.status_code == 400 and "never saw in training" in refused.json()["error"]
+
+
+def fill(driver, **values: object) -> None:
+    """Types each value into the control of that id, as a person would."""
+    from selenium.webdriver.common.by import By
+
+    for name, value in values.items():
+        field = driver.find_element(By.ID, name)
+        field.clear()
+        field.send_keys(str(value))
+
+
+def written(driver) -> str:
+    return driver.execute_script("return document.getElementById('written').textContent")
+
+
+def status(driver) -> str:
+    from tests.browser import text_of
+
+    return text_of(driver, "#status")
+
+
+def streams_what_generate_serves(driver, url: str) -> str:
+    """Generate clicked: 60 characters, shown as they come, the text :predict's `generate` answers."""
+    from selenium.webdriver.common.by import By
+
+    from tests import browser
+    from tests.serving_helpers import request
+
+    fill(driver, prompt=VERSE[:20], length=60, temperature=1.2, seed=5)  # top-k left empty: off
+    # the text's length at each change of the page: it must grow while the characters stream in
+    driver.execute_script(
+        """window.lengths = []; const written = document.getElementById('written');
+           new MutationObserver(() => window.lengths.push(written.textContent.length))
+             .observe(written, {childList: true, characterData: true, subtree: true});"""
+    )
+    driver.find_element(By.ID, "generate").click()
+    browser.wait_for(lambda: "Wrote 60" in status(driver), "the text to be written")
+    inputs = {"prompt": VERSE[:20], "length": 60, "temperature": 1.2, "top_k": 0, "seed": 5}
+    code, reply = request(
+        f"{url}/v1/models/char_lstm:predict", {"signature_name": "generate", "inputs": inputs}
+    )
+    assert code == 200 and written(driver) == reply["outputs"] and len(reply["outputs"]) == 60, reply
+    exchange = browser.exchanges(driver)[-1]
+    assert exchange["path"] == "/v1/models/char_lstm:stream" and len(exchange["events"]) == 60
+    sent = {"text": VERSE[:20], "temperature": 1.2, "top_k": 0, "seed": 5}
+    assert exchange["request"] == {"signature_name": "generate_step", "inputs": sent, "steps": 60}
+    lengths = driver.execute_script("return window.lengths")
+    assert len(set(lengths) - {0, 60}) >= 3, f"the text did not grow as it streamed: {lengths}"
+    return reply["outputs"]
+
+
+def stops_when_asked(driver, url: str) -> None:
+    """Stop clicked early in 5000 characters: the page stops, and so does the server."""
+    from selenium.webdriver.common.by import By
+
+    from tests import browser
+
+    fill(driver, length=5000)
+    driver.find_element(By.ID, "generate").click()
+    browser.wait_for(lambda: len(written(driver)) >= 5, "the long text to start")
+    driver.find_element(By.ID, "stop").click()
+    browser.wait_for(lambda: "Stopped after" in status(driver), "the page to stop")
+    stopped = len(written(driver))
+    assert 5 <= stopped < 5000 and f"Stopped after {stopped} of 5000" in status(driver)
+    # the server gives back the request's place once its client has gone: well before 5000 steps could
+    # have been written (about 7 s on 2 cores)
+    idle = lambda: "serving_in_flight_requests 0.0" in request_text(f"{url}/metrics")  # noqa: E731
+    browser.wait_for(idle, "the server to end the stream its client left", timeout=3)
+    assert len(written(driver)) == stopped and not driver.find_element(By.ID, "error").is_displayed()
+
+
+def test_the_page_streams_the_text_generate_serves_stops_and_names_unknown_characters(trained, tmp_path):
+    """In headless Chromium: a prompt typed and Generate clicked; the text grows as it streams and is what
+    :predict's generate signature answers; Stop ends a long one early; a character the model never saw."""
+    from selenium.webdriver.common.by import By
+
+    from tests import browser
+
+    with browser.served_page("char_lstm", trained, tmp_path) as (driver, url):
+        prompt = browser.wait_for(
+            lambda: driver.find_element(By.ID, "prompt").get_attribute("value"), "prompt"
+        )
+        assert prompt.rstrip("\n") in VERSE, prompt  # page.json's sample prompt: from the training text
+        expected = streams_what_generate_serves(driver, url)
+        browser.screenshot(driver, "char_lstm")
+        stops_when_asked(driver, url)
+
+        fill(driver, prompt="to be? " + VERSE[:5])  # '?' is not in the smoke text
+        driver.find_element(By.ID, "generate").click()
+        shown = browser.error_shown(driver)
+        assert "never saw in training" in shown and '"?"' in shown, shown
+        assert written(driver) == "" and "Nothing written" in status(driver)
+        fill(driver, prompt=VERSE[:20], length=60)  # and it still works: the same request, the same text
+        driver.find_element(By.ID, "generate").click()
+        browser.wait_for(lambda: "Wrote 60" in status(driver), "the text again")
+        assert written(driver) == expected and not driver.find_element(By.ID, "error").is_displayed()
+        browser.labelled(driver)
+        browser.on_a_phone(driver, "char_lstm")
+
+
+def request_text(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return reply.read().decode()
