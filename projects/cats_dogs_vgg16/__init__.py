@@ -31,6 +31,8 @@ PROJECT = Project(
     build_model=model.build_model,
     evaluate=evaluate.evaluate,
     serving_endpoint=export.serving_endpoint,
+    extra_endpoints=export.extra_endpoints,  # gradcam: the answer and its heat map, for the page
+    page_info=export.page_info,
     objective="val_accuracy",
     # the learning rate is set per phase by the model (head, then fine-tuning)
     defaults={"epochs": 15, "batch_size": 32, "lr_schedule": "constant"},

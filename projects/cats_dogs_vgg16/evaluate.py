@@ -12,7 +12,7 @@ import pandas as pd
 import tensorflow as tf
 from sklearn.metrics import log_loss, roc_auc_score
 
-from projects.cats_dogs_vgg16.model import LAST_CONV
+from projects.cats_dogs_vgg16.model import grad_cam, grad_cam_probe
 from shared import reporting
 from shared.config import RunConfig
 from shared.data import in_memory
@@ -53,24 +53,10 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
     }
 
 
-def grad_cam(model: keras.Model, images: np.ndarray) -> np.ndarray:
-    """Grad-CAM (Selvaraju et al. 2017) on VGG16's last convolution, for the class each image is predicted
-    as: the feature maps weighted by the mean gradient of that class's probability. [N, h, w] in [0, 1]."""
-    network = model.network
-    probe = keras.Model(network.inputs, [network.get_layer(LAST_CONV).output, network.output])
-    with tf.GradientTape() as tape:
-        features, probability = probe(tf.constant(images), training=False)
-        score = tf.where(probability >= 0.5, probability, 1.0 - probability)
-    gradients = tape.gradient(score, features)
-    weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-    maps = tf.nn.relu(tf.reduce_sum(features * weights, axis=-1)).numpy()
-    peak = maps.max(axis=(1, 2), keepdims=True)
-    return np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
-
-
 def grad_cam_overlays(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """The images with their Grad-CAM maps laid over them in the jet colours (uint8 RGB)."""
-    maps = tf.image.resize(grad_cam(model, images)[..., None], images.shape[1:3]).numpy()[..., 0]
+    maps, _ = grad_cam(grad_cam_probe(model.network), tf.constant(images))
+    maps = tf.image.resize(maps[..., None], images.shape[1:3]).numpy()[..., 0]
     heat = plt.get_cmap("jet")(np.clip(maps, 0, 1))[..., :3] * 255
     return np.clip(0.6 * images + 0.4 * heat, 0, 255).astype(np.uint8)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import keras
 import keras_tuner as kt
+import tensorflow as tf
 from keras import layers
 
 from projects.cats_dogs_vgg16 import weights
@@ -24,6 +25,7 @@ from shared.config import UserError
 from shared.project import Splits
 
 LAST_CONV = "block5_conv3"  # VGG16's last convolution: Grad-CAM's layer
+HEAD_OUTPUT = "dog_probability"  # the head's last layer: Dense(1, sigmoid)
 
 
 @keras.saving.register_keras_serializable(package="cats_dogs_vgg16")
@@ -58,6 +60,38 @@ def build_network(size: int, weights_path: str | None, units: int, dropout: floa
     x = layers.Dropout(dropout, name="head_dropout_2")(x)
     probability = layers.Dense(1, activation="sigmoid", dtype="float32", name="dog_probability")(x)
     return keras.Model(images, probability, name="vgg16_cats_dogs")
+
+
+def grad_cam_probe(network: keras.Model) -> keras.Model:
+    """The network's own layers (same weights), from the image input to [LAST_CONV's feature maps, the
+    head's last input, p(dog)]: what `grad_cam` needs from one forward pass."""
+    head = network.get_layer(HEAD_OUTPUT)
+    return keras.Model(
+        network.inputs,
+        [network.get_layer(LAST_CONV).output, head.input, network.output],
+        name="grad_cam_probe",
+    )
+
+
+def grad_cam(probe: keras.Model, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Grad-CAM (Selvaraju et al. 2017) of the predicted class (dog if p >= 0.5, else cat) on LAST_CONV, in
+    inference mode (no augmentation): the feature maps weighted by the mean gradient of that class's score,
+    ReLU'd, divided by their max (all zeros when the max is 0). Returns ([N, h, w] in [0, 1], p(dog) [N]).
+
+    The score is the class's logit (z for a dog, -z for a cat), as in the paper, not its probability: the
+    two gradients differ by the factor p(1 - p) > 0 per image, which the max cancels, but p(dog) rounds to
+    1.0 in float32 past z ~ 17, where the probability's gradient (and so the map) would be all zeros."""
+    head = probe.get_layer(HEAD_OUTPUT)
+    with tf.GradientTape() as tape:
+        features, last_hidden, probability = probe(images, training=False)
+        logit = (tf.matmul(tf.cast(last_hidden, head.kernel.dtype), head.kernel) + head.bias)[:, 0]
+        probability = tf.cast(probability[:, 0], tf.float32)
+        score = tf.where(probability >= 0.5, logit, -logit)
+    # each image's score depends on its own feature maps only: the summed target's gradient is per image
+    gradients = tf.cast(tape.gradient(score, features), tf.float32)
+    weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+    maps = tf.nn.relu(tf.reduce_sum(tf.cast(features, tf.float32) * weights, axis=-1))
+    return tf.math.divide_no_nan(maps, tf.reduce_max(maps, axis=(1, 2), keepdims=True)), probability
 
 
 def block_names(network: keras.Model, blocks: range) -> tuple[str, ...]:

@@ -17,6 +17,17 @@ import pytest
 
 from projects.cats_dogs_vgg16 import data, model, weights
 from shared.config import RunConfig, UserError
+from tests.browser import (
+    error_shown,
+    exchanges,
+    labelled,
+    on_a_phone,
+    same_reply_from_the_api,
+    screenshot,
+    served_page,
+    text_of,
+    wait_for,
+)
 from tests.conftest import last_line, run_cli
 from tests.serving_helpers import b64, check_served_like_in_process, request, running_server
 
@@ -346,3 +357,141 @@ def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process_and_huge_phot
             )
             assert status == 400 and reply["error"].startswith("input 'image_bytes', example 1: "), reply
             assert message in reply["error"]
+
+
+def test_gradcam_signature_answers_like_serving_default_with_the_papers_heat_map(trained):
+    """The exported `gradcam` signature: serving_default's answers, and heat maps equal to Grad-CAM computed
+    here by the paper's recipe (the probability's gradient), on block5_conv3's 2x2 grid (32 / 16)."""
+    import tensorflow as tf
+
+    _, run_dir = trained
+    files = [*pets(0, 3, seed=41), *pets(1, 3, seed=42)]
+    saved = tf.saved_model.load(str(run_dir / "saved_model"))
+    served = saved.signatures["serving_default"](image_bytes=tf.constant(files))
+    explained = saved.signatures["gradcam"](image_bytes=tf.constant(files))
+    np.testing.assert_array_equal(explained["dog_probability"], served["dog_probability"])
+    np.testing.assert_array_equal(explained["label"], served["label"])
+    heatmap = explained["heatmap"].numpy()
+    assert heatmap.dtype == np.float32 and heatmap.shape == (6, 2, 2)
+    assert heatmap.min() >= 0 and heatmap.max() <= 1
+
+    network = keras.models.load_model(run_dir / "model.keras", compile=False).network
+    probe = keras.Model(network.inputs, [network.get_layer("block5_conv3").output, network.output])
+    with tf.GradientTape() as tape:
+        features, probability = probe(tf.stack([data.decode_image(f, 32) for f in files]), training=False)
+        score = tf.where(probability >= 0.5, probability, 1 - probability)
+    gradients = tape.gradient(score, features).numpy()
+    assert (np.abs(gradients).max(axis=(1, 2, 3)) > 0).all(), "each image has a gradient to map"
+    maps = np.maximum((features.numpy() * gradients.mean(axis=(1, 2), keepdims=True)).sum(-1), 0)
+    peak = maps.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(
+        heatmap, np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0), atol=1e-5
+    )
+    assert (heatmap.max(axis=(1, 2)) == 1).all() and (heatmap.min(axis=(1, 2)) < 1).all(), heatmap
+
+
+def test_a_dog_past_the_sigmoids_precision_still_has_a_heat_map():
+    """p(dog) rounds to 1.0 and its gradient to 0: the map comes from the logit's gradient, not all zeros."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    network = model.build_network(32, None, units=8, dropout=0.0)
+    network.get_layer("dog_probability").bias.assign([100.0])
+    images = tf.constant(data.draw_pets(np.array([1, 1]), 32, np.random.default_rng(0)))
+    probe = model.grad_cam_probe(network)
+    with tf.GradientTape() as tape:
+        features, _, probability = probe(images, training=False)
+    assert (probability.numpy() == 1.0).all() and not tape.gradient(probability, features).numpy().any()
+    heatmap, _ = model.grad_cam(probe, images)
+    assert (heatmap.numpy().max(axis=(1, 2)) == 1).all(), heatmap
+
+
+def jet(value: float) -> np.ndarray:
+    """The page's colour map (heatmap.js), 0-255."""
+    return np.round(255 * np.clip(1.5 - np.abs(4 * np.clip(value, 0, 1) - np.array([3, 2, 1])), 0, 1))
+
+
+def upsampled(grid: np.ndarray, width: int, height: int, x: int, y: int) -> float:
+    """The grid's value at pixel (x, y) of a width x height image: bilinear between cell centres."""
+    gy = np.clip((y + 0.5) * grid.shape[0] / height - 0.5, 0, grid.shape[0] - 1)
+    gx = np.clip((x + 0.5) * grid.shape[1] / width - 0.5, 0, grid.shape[1] - 1)
+    y0, x0 = int(gy), int(gx)
+    y1, x1 = min(y0 + 1, grid.shape[0] - 1), min(x0 + 1, grid.shape[1] - 1)
+    top = grid[y0, x0] * (1 - (gx - x0)) + grid[y0, x1] * (gx - x0)
+    bottom = grid[y1, x0] * (1 - (gx - x0)) + grid[y1, x1] * (gx - x0)
+    return top * (1 - (gy - y0)) + bottom * (gy - y0)
+
+
+CANVAS_PIXELS = """const c = document.getElementById('view');
+const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+const rgb = ([x, y]) => [...d.slice(4 * (y * c.width + x), 4 * (y * c.width + x) + 3)];
+return [c.width, c.height, arguments[0].map(rgb)];"""
+
+
+def check_the_canvas(driver, heatmap: np.ndarray, width: int, height: int) -> None:
+    """The photo at its own size, and over it the heat map in jet colours at opacity 0.45: taking the photo
+    alone (the overlay switched off) out of the blend leaves the colour of the upsampled map at each pixel."""
+    from selenium.webdriver.common.by import By
+
+    points = [(x, y) for y in range(2, height, 9) for x in range(3, width, 11)]
+    size_x, size_y, blended = driver.execute_script(CANVAS_PIXELS, points)
+    assert (size_x, size_y) == (width, height)
+    switch = driver.find_element(By.ID, "overlay")
+    switch.click()
+    _, _, photo = driver.execute_script(CANVAS_PIXELS, points)
+    switch.click()
+    blended, photo = np.array(blended, float), np.array(photo, float)
+    assert photo.std() > 10, "the photo is drawn"
+    heat = (blended - 0.55 * photo) / 0.45
+    expected = np.array([jet(upsampled(heatmap, width, height, x, y)) for x, y in points])
+    assert np.abs(heat - expected).max() <= 8, np.abs(heat - expected).max()
+
+
+def check_the_answer(driver, url: str, photo: Path, count: int) -> None:
+    """The page's answer, probability and heat map are the REST API's for the page's own request."""
+    from selenium.webdriver.common.by import By
+
+    result = driver.find_element(By.ID, "result")
+    wait_for(
+        lambda: len(exchanges(driver)) == count and result.is_displayed(), f"the answer for {photo.name}"
+    )
+    exchange = exchanges(driver)[-1]
+    assert exchange["request"]["signature_name"] == "gradcam"
+    assert b64(photo.read_bytes()) == exchange["request"]["instances"][0], "the file is sent as it is"
+    prediction = same_reply_from_the_api(url, exchange)["predictions"][0]
+    label, dog = prediction["label"], prediction["dog_probability"]
+    assert text_of(driver, "#answer") == label
+    assert float(text_of(driver, "#probability")) == pytest.approx(
+        dog if label == "dog" else 1 - dog, abs=5e-4
+    )
+    heatmap = np.array(prediction["heatmap"])
+    assert heatmap.shape == (2, 2) and heatmap.max() == 1
+    check_the_canvas(driver, heatmap, 150, 100)
+
+
+def test_page_shows_the_answer_and_where_the_model_looked(trained, tmp_path):
+    import cv2
+    from selenium.webdriver.common.by import By
+
+    root, run_dir = trained
+    photos = {"dog.jpg": 1, "cat.png": 0}  # 150x100 photos: not the model's square, not its size
+    for name, label in photos.items():
+        image = data.draw_pets(np.array([label]), 48, np.random.default_rng(label + 50))[0]
+        wide = cv2.resize(image, (150, 100), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(tmp_path / name), cv2.cvtColor(wide, cv2.COLOR_RGB2BGR))
+    (tmp_path / "photo.jpg").write_text("a shopping list, not a photo")
+    (tmp_path / "huge.png").write_bytes(png_header(8000, 6000))
+    with served_page("cats_dogs_vgg16", run_dir, root) as (driver, url):
+        upload = driver.find_element(By.ID, "file")
+        upload.send_keys(str(tmp_path / "dog.jpg"))
+        check_the_answer(driver, url, tmp_path / "dog.jpg", 1)
+        for bad, message in (("photo.jpg", "not a readable image file"), ("huge.png", "48.0 megapixels")):
+            upload.send_keys(str(tmp_path / bad))
+            assert message in error_shown(driver)
+            assert not driver.find_element(By.ID, "result").is_displayed(), "no answer beside the error"
+        upload.send_keys(str(tmp_path / "cat.png"))
+        check_the_answer(driver, url, tmp_path / "cat.png", 2)
+        assert not driver.find_element(By.ID, "error").is_displayed()
+        labelled(driver)
+        screenshot(driver, "cats_dogs_vgg16")
+        on_a_phone(driver, "cats_dogs_vgg16")
