@@ -4,7 +4,7 @@ import argparse
 import math
 
 from projects.autoencoder_anomaly import category, data, evaluate, export, model, predict
-from shared.project import Command, Project
+from shared.project import Command, Project, Splits
 
 
 def threshold_rule(text: str) -> str:
@@ -21,6 +21,12 @@ def threshold_rule(text: str) -> str:
             f"must be max, a percentile in (0, 100] or <k>sigma (e.g. 5sigma); got {text!r}"
         )
     return text
+
+
+def page_info(splits: Splits) -> dict:
+    """What the page tells a person that the signature ([N, T] values) does not: the window length (the
+    fewest values a request may hold) and the series the model learnt what normal looks like from."""
+    return {"window": int(splits.info["window"]), "series": splits.info["series"]}
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +61,7 @@ PROJECT = Project(
     defaults={"epochs": 50, "batch_size": 64, "early_stopping_patience": 8},
     add_options=add_options,
     for_hparams=data.for_hparams,
+    page_info=page_info,
     commands={
         "predict": Command(
             "score a timestamp,value CSV with a trained run", predict.add_arguments, predict.run

@@ -337,3 +337,84 @@ def test_predict_with_an_export_from_before_stretches_says_to_export_again(train
     result = run_cli("autoencoder_anomaly", "predict", str(old), str(path), cwd=session_dir)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "export it again: python -m projects.autoencoder_anomaly export" in result.stderr
+
+
+# --- the page ----------------------------------------------------------------------------------------
+
+SHADED = """return [...document.querySelectorAll(arguments[0] + ' rect.flagged')].map((rect) =>
+  [Number(rect.dataset.start), Number(rect.dataset.stop)])"""
+
+
+def runs_of(flags: list[bool]) -> list[list[int]]:
+    """[start, stop) of every run of true flags."""
+    edges = np.diff(np.concatenate([[0], np.array(flags, np.int8), [0]]))
+    return [
+        [int(a), int(b)] for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)
+    ]
+
+
+def scored_on_the_page(driver, url: str, path: Path) -> list[bool]:
+    """Uploads the CSV; checks the page sent its values and shows what the REST API answers to the page's
+    own request: the flagged count and the shaded stretches of both plots. Returns the flags."""
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import exchanges, same_reply_from_the_api, text_of, wait_for
+
+    sent = len(exchanges(driver))
+    driver.find_element(By.ID, "file").send_keys(str(path))
+    exchange = wait_for(lambda: exchanges(driver)[sent:], "the scores")[0]
+    reply = same_reply_from_the_api(url, exchange)
+    written = pd.read_csv(path)["value"].to_numpy()
+    np.testing.assert_allclose(exchange["request"]["inputs"]["values"][0], written)
+    flags = reply["outputs"]["anomaly"][0]
+    assert text_of(driver, "#count") == str(sum(flags)) and text_of(driver, "#total") == str(len(written))
+    for plot in ("#series", "#score"):
+        assert driver.execute_script(SHADED, plot) == runs_of(flags), plot
+    return flags
+
+
+def bad_csvs_show_their_messages(driver, url: str, folder: Path, lines: list[str]) -> None:
+    """The page's own message for a file it cannot read, the server's for values the model refuses."""
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import error_shown, wait_for
+    from tests.serving_helpers import request
+
+    def upload(name: str, rows: list[str]) -> None:
+        (folder / name).write_text("\n".join(rows) + "\n")
+        driver.find_element(By.ID, "file").send_keys(str(folder / name))
+
+    def shown(message: str) -> None:
+        wait_for(lambda: message in error_shown(driver), f"the message {message!r}")
+
+    upload("no_value.csv", ["timestamp,reading", *lines[1:]])
+    shown("no_value.csv: the header must name a value column")
+    upload("oops.csv", [*lines[:9], lines[9].split(",")[0] + ",oops", *lines[10:]])
+    shown('oops.csv: line 10: value "oops" is not a number')
+    assert not driver.find_element(By.ID, "result").is_displayed()  # no plot of the file before left
+    short = [float(line.split(",")[1]) for line in lines[1:21]]  # 20 rows: less than one window
+    status, reply = request(f"{url}/v1/models/autoencoder_anomaly:predict", {"inputs": {"values": [short]}})
+    assert status == 400 and "send at least one window (64 values)" in reply["error"]
+    upload("short.csv", lines[:21])
+    shown(reply["error"])  # the server's message, as it gives it to any client
+
+
+def test_page_shades_the_flagged_stretches_and_names_what_is_wrong_with_a_csv(trained, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import labelled, on_a_phone, screenshot, served_page, text_of, wait_for
+
+    series = synthetic_series(n=600, seed=5, anomalies=False)
+    series.values[400:404] += 8  # a spike
+    good = tmp_path / "spike.csv"
+    good.write_text(series_csv(series))
+    with served_page("autoencoder_anomaly", trained, tmp_path) as (driver, url):
+        wait_for(lambda: "at least 64 rows" in text_of(driver, "#window"), "the window, from page.json")
+        flags = scored_on_the_page(driver, url, good)
+        assert any(flags[395:410]) and sum(flags) < 300  # the spike is flagged, the rest mostly not
+        labelled(driver)
+        screenshot(driver, "autoencoder_anomaly")
+        bad_csvs_show_their_messages(driver, url, tmp_path, series_csv(series).splitlines())
+        assert scored_on_the_page(driver, url, good) == flags  # the page still works
+        assert not driver.find_element(By.ID, "error").is_displayed()
+        on_a_phone(driver, "autoencoder_anomaly")

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -474,3 +475,78 @@ def test_predict_without_an_export_or_without_reviews(tmp_path):
 def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(trained, tmp_path):
     reviews = ["A wonderful, moving film. I loved it!", "Dull and far too long.", "", "ça a été génial 🎬"]
     check_served_like_in_process(trained, "imdb_gru", {"text": np.array(reviews, dtype=object)}, cwd=tmp_path)
+
+
+# the SLOW review's request is held back until another reply has come in: its reply then always arrives last,
+# after the answer to newer text, the order a slow server makes by chance
+HOLD_BACK_SLOW = """
+const send = window.fetch;
+window.fetch = async (path, options) => {
+  if (options && String(options.body).includes("SLOW")) {
+    const before = window.exchanges.length;
+    while (window.exchanges.length === before) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return send(path, options);
+};
+"""
+
+
+def retype(box, text: str) -> None:
+    """What a person does: select all, delete, type (each its own call: a held Ctrl would spoil the text)."""
+    from selenium.webdriver.common.keys import Keys
+
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.BACK_SPACE)
+    if text:
+        box.send_keys(text)
+
+
+def shown_answer(driver, url: str, review: str) -> float:
+    """Waits for the page's answer to `review`; checks it is the REST API's for the same request."""
+    from tests.browser import exchanges, same_reply_from_the_api, text_of, wait_for
+
+    def exchange():
+        found = [e for e in exchanges(driver) if e["request"] == {"instances": [review]}]
+        return found[-1] if found and text_of(driver, "#probability") != "-" else None
+
+    reply = same_reply_from_the_api(url, wait_for(exchange, "the answer to the review"))
+    probability = reply["predictions"][0]
+    assert text_of(driver, "#probability") == f"{probability:.4f}"
+    assert text_of(driver, "#verdict") == ("positive" if probability >= 0.5 else "negative")
+    return probability
+
+
+def test_page_scores_the_review_as_it_is_typed_and_only_the_latest(trained, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import exchanges, labelled, on_a_phone, screenshot, served_page, text_of, wait_for
+
+    with served_page("imdb_gru", trained, tmp_path) as (driver, url):
+        box = driver.find_element(By.ID, "review")
+        review = "A wonderful, moving film. I loved it, the best of the year!"
+        box.send_keys(review)
+        assert shown_answer(driver, url, review) > 0.5
+        # typed in one go: one request once typing paused, not one per key
+        assert len(exchanges(driver)) <= 2, [e["request"] for e in exchanges(driver)]
+
+        driver.execute_script(HOLD_BACK_SLOW)
+        slow, newer = "SLOW, dull and boring: the worst film.", "Brilliant and superb, a joy to watch."
+        retype(box, slow)
+        sent = len(exchanges(driver))
+        time.sleep(0.8)  # past the debounce: the slow review's request is out (held back)
+        retype(box, newer)
+        probability = shown_answer(driver, url, newer)
+        wait_for(lambda: len(exchanges(driver)) == sent + 2, "the held-back reply")
+        assert exchanges(driver)[-1]["request"] == {"instances": [slow]}  # it did come in last
+        assert text_of(driver, "#probability") == f"{probability:.4f}"  # and is not shown
+        labelled(driver)
+        screenshot(driver, "imdb_gru")
+        on_a_phone(driver, "imdb_gru")
+
+        sent = len(exchanges(driver))
+        retype(box, "")
+        time.sleep(0.8)
+        assert text_of(driver, "#probability") == "-" and text_of(driver, "#verdict") == "-"
+        assert driver.find_element(By.ID, "hint").is_displayed()  # asks for a review
+        assert not driver.find_element(By.ID, "error").is_displayed()
+        assert len(exchanges(driver)) == sent  # nothing is sent for an empty box

@@ -431,14 +431,21 @@ def test_generate_refuses_bad_requests(two_replica_run, args, message):
     assert result.returncode != 0 and message in result.stderr
 
 
-def test_conditional_model_draws_the_digit_asked_for_and_refuses_others(tmp_path):
+@pytest.fixture(scope="module")
+def conditional_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("gan-conditional")
+    run_dir = folder / "run"
+    result = run_cli("mnist_gan", "train", *SMOKE, "--conditional", "--run-dir", str(run_dir), cwd=folder)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def test_conditional_model_draws_the_digit_asked_for_and_refuses_others(conditional_run, tmp_path):
     import cv2
 
     from shared.export import serve_saved_model
 
-    run_dir = tmp_path / "run"
-    result = run_cli("mnist_gan", "train", *SMOKE, "--conditional", "--run-dir", str(run_dir), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = conditional_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert len(metrics["conditional_accuracy_per_digit"]) == 10
     assert metrics["conditional_accuracy"] == pytest.approx(
@@ -507,3 +514,75 @@ def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(two_replica_r
     latent = np.random.default_rng(4).normal(size=(5, latent_dim)).astype(np.float32)
     expected = check_served_like_in_process(run_dir, "mnist_gan", {"latent": latent}, cwd=folder)
     assert expected["images"].shape == (5, 28, 28) and expected["images"].dtype == np.uint8
+
+
+# --- the page ----------------------------------------------------------------------------------------
+
+DRAWN = """return [...document.querySelectorAll('#grid canvas')].map((canvas) =>
+  Array.from(canvas.getContext('2d').getImageData(0, 0, 28, 28).data).filter((_, i) => i % 4 === 0))"""
+
+
+def generated_on_the_page(driver, url: str) -> dict:
+    """Clicks Generate; checks the page drew, canvas pixel for pixel, what the REST API gives for the page's
+    own request, and that the latents look drawn from normal(0, 1); returns the request's inputs."""
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import exchanges, same_reply_from_the_api, wait_for
+
+    sent = len(exchanges(driver))
+    wait_for(lambda: driver.find_element(By.ID, "generate").is_enabled(), "the Generate button")
+    driver.find_element(By.ID, "generate").click()
+    exchange = wait_for(lambda: exchanges(driver)[sent:], "the generated digits")[0]
+    images = np.array(same_reply_from_the_api(url, exchange)["outputs"], np.uint8)
+    assert images.shape == (16, 28, 28)
+    np.testing.assert_array_equal(np.array(driver.execute_script(DRAWN)).reshape(-1, 28, 28), images)
+    latent = np.array(exchange["request"]["inputs"]["latent"])
+    assert latent.shape[0] == 16 and abs(latent.mean()) < 0.2 and 0.8 < latent.std() < 1.2
+    return exchange["request"]["inputs"]
+
+
+def test_page_draws_the_digits_the_unconditional_model_generates(two_replica_run):
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import labelled, screenshot, served_page, text_of
+
+    folder, run_dir = two_replica_run
+    with served_page("mnist_gan", run_dir, folder) as (driver, url):
+        inputs = generated_on_the_page(driver, url)
+        assert set(inputs) == {"latent"} and len(inputs["latent"][0]) == 64  # from the signature
+        assert "unconditional" in text_of(driver, "#about")
+        assert not driver.find_element(By.ID, "digit").is_displayed()  # no digit to choose
+        again = generated_on_the_page(driver, url)
+        assert again["latent"] != inputs["latent"]  # fresh latents at each click
+        labelled(driver)
+        screenshot(driver, "mnist_gan-unconditional")
+
+
+def test_page_draws_the_digit_chosen_from_the_conditional_model(conditional_run, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from tests.browser import error_shown, labelled, on_a_phone, screenshot, served_page, text_of, wait_for
+
+    with served_page("mnist_gan", conditional_run, tmp_path) as (driver, url):
+        wait_for(lambda: "class-conditional" in text_of(driver, "#about"), "the signature read")
+        digit = Select(driver.find_element(By.ID, "digit"))
+        digit.select_by_visible_text("7")
+        assert generated_on_the_page(driver, url)["label"] == [7] * 16
+        captions = driver.find_elements(By.CSS_SELECTOR, "#grid figcaption")
+        assert [caption.text for caption in captions] == ["7"] * 16  # under each digit, the one asked for
+        digit.select_by_value("any")
+        labels = generated_on_the_page(driver, url)["label"]
+        assert set(labels) <= set(range(10)) and len(set(labels)) > 1  # a random digit for each image
+
+        # an option the page does not offer, slipped into the form: the server's refusal is shown
+        driver.execute_script("document.getElementById('digit').append(new Option('12', '12'))")
+        digit.select_by_value("12")
+        driver.find_element(By.ID, "generate").click()
+        assert "label must be a digit 0-9" in error_shown(driver)
+        digit.select_by_visible_text("3")
+        assert generated_on_the_page(driver, url)["label"] == [3] * 16
+        assert not driver.find_element(By.ID, "error").is_displayed()
+        labelled(driver)
+        screenshot(driver, "mnist_gan")
+        on_a_phone(driver, "mnist_gan")
