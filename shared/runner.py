@@ -388,6 +388,10 @@ def export_run(project: Project, run_dir: Path, splits: Splits) -> dict[str, flo
             differences.update(found)
         elif name in extra:
             differences.update({f"{name}_{key}": diff for key, diff in found.items()})
+    measured = run_dir / "metrics.json"
+    if measured.is_file():  # a re-export keeps what evaluation chose (churn's threshold) for page_info
+        recorded = reporting.read_json(measured).get("data", {})
+        splits = dataclasses.replace(splits, info={**recorded, **splits.info})
     page = {"project": project.name, **(project.page_info(splits) if project.page_info else {})}
     (path / "assets.extra").mkdir(exist_ok=True)
     reporting.write_json(path / "assets.extra" / "page.json", page)

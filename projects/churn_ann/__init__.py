@@ -31,6 +31,7 @@ PROJECT = Project(
     build_model=model.build_model,
     evaluate=evaluate.evaluate,
     serving_endpoint=export.serving_endpoint,
+    page_info=export.page_info,
     objective="val_auc",
     defaults={"epochs": 40, "batch_size": 64},
     add_options=add_options,

@@ -132,6 +132,10 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
         run_dir / THRESHOLD_FILE,
         {"threshold": network["threshold"], "chosen_by": "max F1" if cost is None else f"FN cost {cost}"},
     )
+    chosen_by = "max validation F1" if cost is None else f"validation cost, FN = {cost} x FP"
+    # `train` exports right after evaluating, with these same splits: the page's page.json gets the threshold
+    # from here, as page_info sees only the splits
+    splits.info.update(threshold=network["threshold"], threshold_chosen_by=chosen_by)
 
     plots = run_dir / "plots"
     test_probabilities = {name: p for name, (_, p) in predictions.items()}
@@ -153,7 +157,7 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
 
     return {
         **network,
-        "threshold_chosen_by": "max validation F1" if cost is None else f"validation cost, FN = {cost} x FP",
+        "threshold_chosen_by": chosen_by,
         "test_size": len(test_y),
         "baselines": {name: comparison[name] for name in comparison if name != "network"},
         "permutation_importance_roc_auc": {name: round(float(v), 4) for name, v in drops.items()},

@@ -46,6 +46,7 @@ PROJECT = Project(
     build_model=model.build_model,
     evaluate=evaluate.evaluate,
     serving_endpoint=export.serving_endpoint,
+    page_info=export.page_info,
     objective="val_loss",
     objective_direction="min",
     defaults={"epochs": 50, "batch_size": 64, "early_stopping_patience": 8},

@@ -222,6 +222,10 @@ def summarise(forecasts: pd.DataFrame, cost_bps: float) -> dict[str, Any]:
         "cost_bps": cost_bps,
         "beats_persistence_rmse": lstm["rmse_ratio_to_persistence"] < 1.0,
         "beats_buy_and_hold_sharpe": lstm["strategy_sharpe"] > baselines["buy_and_hold"]["sharpe"],
+        # test_* metrics are what the server lists with the model (its index and this project's page): the
+        # model's error and the no-skill one, predicting no change, side by side
+        "test_rmse_return": lstm["rmse_return"],
+        "test_persistence_rmse_return": baselines["persistence"]["rmse_return"],
         "baselines": baselines,
     }
 

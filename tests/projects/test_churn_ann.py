@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -293,3 +294,126 @@ def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(trained, sess
     columns = {name: values.copy() for name, values in columns_of(table.features, TELCO).items()}
     columns["TotalCharges"][0] = np.nan  # a blank: JSON's NaN, filled inside the model as in training
     check_served_like_in_process(trained, "churn_ann", columns, cwd=session_dir)
+
+
+def test_the_pages_blank_rules_are_the_datasets_own():
+    """The page fills a blank itself (JSON has no NaN) with export.BLANK_RULES: the rule training uses."""
+    from projects.churn_ann.export import BLANK_RULES
+
+    for spec in DATASETS.values():
+        for name, fill in spec.blank_fills.items():
+            frame = pd.DataFrame({column: [3.0, 0.5, 12.25] for column in spec.numbers})
+            frame[name] = np.nan
+            product = np.prod([frame[column] for column in BLANK_RULES[name]["product_of"]], axis=0)
+            np.testing.assert_array_equal(fill(frame), product)
+
+
+def test_page_info_is_the_trained_vocabulary_medians_and_threshold(trained, data_dir):
+    import keras
+
+    page = json.loads((trained / "saved_model" / "assets.extra" / "page.json").read_text())
+    assert [column["name"] for column in page["columns"]] == list(TELCO.features)
+    assert page["threshold"] == json.loads((trained / "metrics.json").read_text())["threshold"]
+    preprocessor = keras.saving.load_model(str(trained / "preprocessor.keras"))
+    splits = load(RunConfig(project="churn_ann", data_dir=str(data_dir)))
+    train, _ = frame_of(splits.train)
+    for column in page["columns"]:
+        name = column["name"]
+        if column["kind"] == "choice":
+            vocabulary = preprocessor.preprocessors[name].get_vocabulary(include_special_tokens=False)
+            assert column["values"] == sorted(v.item() for v in vocabulary), name
+            counts = train[name].value_counts()
+            assert counts[column["default"]] == counts.max(), name  # the most frequent in training
+        else:
+            assert column["default"] == round(float(np.median(train[name].astype(float))), 2), name
+    assert [c["name"] for c in page["columns"] if "blank" in c] == ["TotalCharges"]
+
+
+def test_export_on_its_own_keeps_the_threshold_evaluation_chose(trained, data_dir, tmp_path):
+    """`export` evaluates nothing: the threshold in page.json comes from the run's metrics.json."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained, run_dir)
+    shutil.rmtree(run_dir / "saved_model")
+    result = run_cli("churn_ann", "export", str(run_dir), "--data-dir", str(data_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = json.loads((run_dir / "saved_model" / "assets.extra" / "page.json").read_text())
+    assert page["threshold"] == json.loads((trained / "metrics.json").read_text())["threshold"]
+
+
+def test_page_scores_the_form_like_the_rest_api(trained, session_dir):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from shared.export import serve_saved_model
+    from tests.browser import error_shown, exchanges, labelled, on_a_phone, screenshot, served_page, text_of
+
+    threshold = json.loads((trained / "metrics.json").read_text())["threshold"]
+    with served_page("churn_ann", trained, session_dir) as (driver, url):
+        wait_for_form(driver)
+        Select(driver.find_element(By.ID, "field-Contract")).select_by_visible_text("C")
+        Select(driver.find_element(By.ID, "field-SeniorCitizen")).select_by_visible_text("1")
+        typed(driver, "tenure", "3")
+        typed(driver, "MonthlyCharges", "80.5")
+        first = scored(driver, url, 1, threshold)["request"]["instances"][0]
+        assert (first["Contract"], first["SeniorCitizen"], first["tenure"], first["MonthlyCharges"]) == (
+            "C",
+            1,
+            3,
+            80.5,
+        )
+
+        typed(driver, "tenure", "")  # a required number left empty: refused in the page, nothing sent
+        driver.find_element(By.ID, "score").click()
+        assert "tenure is empty: type a number" in error_shown(driver)
+        assert text_of(driver, "#probability") == "-" and len(exchanges(driver)) == 1
+
+        typed(driver, "tenure", "5")
+        typed(driver, "TotalCharges", "")  # a blank TotalCharges: training's rule, tenure x MonthlyCharges
+        exchange = scored(driver, url, 2, threshold)
+        assert exchange["request"]["instances"][0]["TotalCharges"] == 5 * 80.5
+        assert "TotalCharges was blank" in text_of(driver, "#filled")
+        columns = {name: np.array([value]) for name, value in exchange["request"]["instances"][0].items()}
+        columns |= {name: columns[name].astype(np.float32) for name in TELCO.numbers}
+        columns["TotalCharges"][:] = np.nan  # the model's own fill agrees with the page's
+        served = serve_saved_model(trained / "saved_model", columns)["churn_probability"][0]
+        assert served == pytest.approx(exchange["reply"]["predictions"][0], abs=1e-6)
+        labelled(driver)
+        screenshot(driver, "churn_ann")
+        on_a_phone(driver, "churn_ann")
+
+
+def wait_for_form(driver) -> None:
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import wait_for
+
+    wait_for(lambda: driver.find_element(By.ID, "score").is_enabled(), "the form to be built from page.json")
+
+
+def typed(driver, column: str, text: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    field = driver.find_element(By.ID, f"field-{column}")
+    field.clear()
+    field.send_keys(text)
+
+
+def scored(driver, url: str, count: int, threshold: float) -> dict:
+    """Submits the form, waits for the page's exchange number `count`, checks the REST API gives the same
+    reply and the page shows its probability and the decision at the run's threshold; returns it."""
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import exchanges, same_reply_from_the_api, text_of, wait_for
+
+    driver.find_element(By.ID, "score").click()
+    wait_for(lambda: len(exchanges(driver)) == count and text_of(driver, "#probability") != "-", "the score")
+    exchange = exchanges(driver)[-1]
+    probability = same_reply_from_the_api(url, exchange)["predictions"][0]
+    assert text_of(driver, "#probability") == f"{probability:.3f}"
+    decision = "Likely to churn" if probability >= threshold else "Likely to stay"
+    assert text_of(driver, "#decision").startswith(decision) and f"{threshold:.3f}" in text_of(
+        driver, "#decision"
+    )
+    assert f"{threshold:.3f}" in text_of(driver, "#threshold")
+    assert not driver.find_element(By.ID, "error").is_displayed()
+    return exchange

@@ -369,3 +369,84 @@ def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(learnable, tm
         [close * 0.99, close * 1.01, close * 0.98, close, rng.uniform(1e6, 2e6, (3, days))], axis=-1
     )
     check_served_like_in_process(learnable, "stock_lstm", {"ohlcv": ohlcv.astype(np.float32)}, cwd=tmp_path)
+
+
+def page_csvs(cached: dict, folder: Path) -> tuple[Path, Path, Path]:
+    """The cached days as a person's CSV would hold them, and two CSVs the page must refuse.
+
+    The same days unadjusted (prices x2, volume /2) with an Adj Close column: the page must adjust them back
+    exactly as read_prices does (x0.5 and x2 are exact in floating point) and drop the unusable first row.
+    """
+    ohlcv = np.array(cached["ohlcv"])
+    frame = pd.DataFrame(ohlcv * [2, 2, 2, 2, 0.5], columns=["Open", "High", "Low", "Close", "Volume"])
+    frame.insert(0, "Date", cached["dates"])
+    frame.insert(5, "Adj Close", ohlcv[:, 3])
+    same = folder / "same_days.csv"
+    bad_first_row = "2000-01-03,abc,1,1,1,1,1\n"
+    same.write_text(frame.to_csv(index=False).replace("\n", "\n" + bad_first_row, 1))
+    np.testing.assert_array_equal(read_prices(same).ohlcv, ohlcv)
+    no_volume, short = folder / "no_volume.csv", folder / "short.csv"
+    frame.drop(columns=["Volume"]).to_csv(no_volume, index=False)
+    frame.tail(10).to_csv(short, index=False)
+    return same, no_volume, short
+
+
+def test_page_forecasts_the_cached_days_and_a_csv_like_the_rest_api(learnable, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from tests.browser import error_shown, exchanges, labelled, on_a_phone, screenshot, served_page, text_of
+
+    page = json.loads((learnable / "saved_model" / "assets.extra" / "page.json").read_text())
+    metrics = json.loads((learnable / "metrics.json").read_text())
+    assert page["window_days"] == 50 and page["lookback"] == 30
+    assert page["test_period"] == [metrics["first_test_date"], metrics["last_test_date"]]
+    [(name, cached)] = page["tickers"].items()
+    prices = synthetic_prices(seed=42, autocorrelation=0.5)  # --smoke's series: the run's last 50 days
+    assert name == prices.name and cached["dates"] == [str(day) for day in prices.dates[-50:]]
+    np.testing.assert_array_equal(cached["ohlcv"], prices.ohlcv[-50:])
+    same, no_volume, short = page_csvs(cached, tmp_path)
+
+    with served_page("stock_lstm", learnable, tmp_path) as (driver, url):
+        ticker = Select(driver.find_element(By.ID, "ticker"))
+        first = forecast_shown(driver, url, 1, lambda: ticker.select_by_value(name))
+        assert first["request"] == {"instances": [{"ohlcv": cached["ohlcv"]}]}
+        skill = text_of(driver, "#skill")
+        for key in ("test_rmse_return", "test_persistence_rmse_return"):
+            assert f"{metrics[key]:.5f}" in skill, skill
+        assert "predicting no change" in skill and "400 walk-forward test days" in skill
+
+        upload = driver.find_element(By.ID, "file")
+        assert (
+            forecast_shown(driver, url, 2, lambda: upload.send_keys(str(same)))["request"] == first["request"]
+        )
+        assert "line 2: Open 'abc' is not a number" in text_of(driver, "#dropped")
+
+        upload.send_keys(str(no_volume))
+        assert "no_volume.csv: no column Volume" in error_shown(driver)
+        assert text_of(driver, "#close") == "-"
+        upload.send_keys(str(short))
+        assert "short.csv has 10 usable days; this model needs the last 50" in error_shown(driver)
+        assert len(exchanges(driver)) == 2  # nothing was sent for either
+
+        forecast_shown(driver, url, 3, lambda: ticker.select_by_value(name))  # still works afterwards
+        assert not driver.find_element(By.ID, "error").is_displayed()
+        labelled(driver)
+        screenshot(driver, "stock_lstm")
+        on_a_phone(driver, "stock_lstm")
+
+
+def forecast_shown(driver, url: str, count: int, act) -> dict:
+    """Does `act`, waits for the page's exchange number `count`, checks the REST API gives the same reply
+    for its request and that the page shows that reply's close and log return; returns the exchange."""
+    from tests.browser import exchanges, same_reply_from_the_api, text_of, wait_for
+
+    act()
+    wait_for(
+        lambda: len(exchanges(driver)) == count and text_of(driver, "#close") != "-", f"forecast {count}"
+    )
+    exchange = exchanges(driver)[-1]
+    reply = same_reply_from_the_api(url, exchange)["predictions"][0]
+    assert float(text_of(driver, "#close")) == pytest.approx(reply["close_forecast"], abs=0.005)
+    assert float(text_of(driver, "#log-return")) == pytest.approx(reply["log_return"], abs=5e-6)
+    return exchange
