@@ -11,21 +11,24 @@ export function modelName() {
 
 /** POST JSON to the API; the reply's JSON, or an Error carrying the server's own message. */
 export async function api(path, body, options = {}) {
-  let response;
+  const reply = await replyOf(await post(path, body, options.signal));
+  window.exchanges.push({ path, request: body, reply });
+  return reply;
+}
+
+/** The fetch of a JSON POST; an Error that says so when the server cannot be reached. */
+async function post(path, body, signal) {
   try {
-    response = await fetch(path, {
+    return await fetch(path, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body),
-      signal: options.signal,
+      signal,
     });
   } catch (error) {
     if (error.name === "AbortError") throw error;
     throw new Error(`the server did not answer (${error.message}); is it still running?`);
   }
-  const reply = await replyOf(response);
-  window.exchanges.push({ path, request: body, reply });
-  return reply;
 }
 
 async function replyOf(response) {
@@ -62,18 +65,7 @@ export async function modelInfo() {
  */
 export async function stream(body, onEvent, signal) {
   const path = `/v1/models/${modelName()}:stream`;
-  let response;
-  try {
-    response = await fetch(path, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-      signal,
-    });
-  } catch (error) {
-    if (error.name === "AbortError") throw error;
-    throw new Error(`the server did not answer (${error.message}); is it still running?`);
-  }
+  const response = await post(path, body, signal);
   if (!response.ok) await replyOf(response); // throws the server's message
   const exchange = { path, request: body, events: [] };
   window.exchanges.push(exchange);
