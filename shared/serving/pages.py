@@ -57,8 +57,10 @@ def measured(model: ModelVersion) -> dict[str, Any]:
 
 
 def page_folder(model: ModelVersion, pages: Path) -> Path | None:
-    project = read_extra(model, "page.json").get("project", model.name)
-    folder = pages / str(project) / "page"
+    project = str(read_extra(model, "page.json").get("project", model.name))
+    if not project.isidentifier():  # a package name, never a path out of the pages folder
+        return None
+    folder = pages / project / "page"
     return folder if (folder / "index.html").is_file() else None
 
 

@@ -203,3 +203,19 @@ def test_the_index_page_lists_the_models_with_their_results_and_links_in_a_brows
         row[0].find_element(By.LINK_TEXT, "mine").click()
         browser.wait_for(lambda: driver.title == "demo page", "the model's page")
         browser.check_console(driver)
+
+
+def test_a_project_name_that_is_a_path_gets_no_page(run_dir, pages, tmp_path):
+    from shared.serving.pages import page_folder
+
+    model = ModelRepository.load(models=[f"mine={run_dir}"]).get("mine")
+    assert page_folder(model, pages) == pages / "demo" / "page"
+    (pages / "outside" / "page").mkdir(parents=True)
+    (pages / "outside" / "page" / "index.html").write_text("not a project's page")
+    # without the check, pages/demo/../outside/page would be served as the page
+    for project in ("../outside", "demo/../outside"):
+        copied = ModelRepository.load(models=[f"x={run_dir}"]).get("x")
+        object.__setattr__(copied, "path", tmp_path.parent / "fake")
+        (tmp_path.parent / "fake" / "assets.extra").mkdir(parents=True, exist_ok=True)
+        (tmp_path.parent / "fake" / "assets.extra" / "page.json").write_text(json.dumps({"project": project}))
+        assert page_folder(copied, pages / "demo") is None
