@@ -72,9 +72,8 @@ lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: $(STAMP) ## throughput and time-to-accuracy benchmarks (needs the real data), then bench-serve
+bench: $(STAMP) ## every project against its reference, then serving (needs the real data): ARGS="--quick"
 	$(PY) -m benchmarks $(ARGS)
-	$(PY) -m benchmarks.serving
 
 bench-serve: $(STAMP) ## the model server under load, batching off and on (needs mnist_cnn and imdb_gru runs)
 	$(PY) -m benchmarks.serving $(ARGS)

@@ -1,11 +1,11 @@
-"""`make bench`: speed of mnist_cnn on this machine, as JSON (benchmarks/results/) and a printed table.
+"""`make bench`: every project's training speed, memory and reference comparison, on this machine.
 
-1. Input pipeline: training steps/s through the real tf.data pipeline against the same model fed one
-   synthetic batch already in memory. A ratio near 1 means the pipeline never starves the model (goal >= 0.9).
-2. Time to accuracy: wall time from the first step until the test accuracy reaches 99.2%, evaluated after
-   every epoch, with the default model and settings.
+Each project runs in a process of its own (`benchmarks.one_project`), one after another, so no two share
+the cores and each peak memory is that project's. Writes benchmarks/results/<date>[-quick].json, a
+Markdown table (.md) and a bar plot (.png) beside it; `--readme` also puts the table into README.md.
 
-Needs the real MNIST file: --data-dir or DATA_DIR (see the top-level README). Not part of `make test`.
+Needs the real datasets: --data-dir or DATA_DIR (see the top-level README). Not part of `make test`
+(the tests run the same code with --smoke on generated data).
 """
 
 from __future__ import annotations
@@ -14,146 +14,128 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras
-import numpy as np
-import tensorflow as tf
-
-from projects.mnist_cnn import data
-from projects.mnist_cnn.model import build_model
-from shared.config import RunConfig, UserError
-from shared.data import batched
-from shared.runner import hyperparameters
+from benchmarks.report import write_all
 
 RESULTS = Path(__file__).parent / "results"
+PROJECTS = (
+    "mnist_cnn",
+    "churn_ann",
+    "imdb_gru",
+    "cats_dogs_vgg16",
+    "stock_lstm",
+    "char_lstm",
+    "mnist_gan",
+    "autoencoder_anomaly",
+)
 
 
-class StepTimer(keras.callbacks.Callback):
-    """Wall time of the steps after `warmup` (tracing and the first cache fill excluded)."""
+def machine() -> dict:
+    import keras
+    import tensorflow as tf
 
-    def __init__(self, warmup: int):
-        super().__init__()
-        self.warmup, self.start, self.steps = warmup, None, 0
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if batch == self.warmup:
-            self.start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if batch >= self.warmup:
-            self.steps += 1
-            self.elapsed = time.perf_counter() - self.start
-
-
-def steps_per_second(dataset: tf.data.Dataset, steps: int, warmup: int, seed: int) -> float:
-    keras.utils.set_random_seed(seed)
-    model = build_model(hyperparameters({}))
-    timer = StepTimer(warmup)
-    model.fit(dataset.take(steps + warmup), epochs=1, callbacks=[timer], verbose=0, shuffle=False)
-    return timer.steps / timer.elapsed
-
-
-def pipeline_benchmark(splits, batch: int, steps: int, seed: int) -> dict:
-    real = batched(splits.train, batch, shuffle=True, seed=seed).repeat()
-    images, labels = next(iter(real))
-    synthetic = tf.data.Dataset.from_tensors((images, labels)).repeat()  # one batch, already in memory
-    warmup = 20  # tracing and the first steps are not timed
-    synthetic_rate = steps_per_second(synthetic, steps, warmup, seed)
-    real_rate = steps_per_second(real, steps, warmup, seed)
+    gpus = tf.config.list_physical_devices("GPU")
     return {
-        "batch_size": batch,
-        "steps_timed": steps,
-        "real_pipeline_steps_per_s": round(real_rate, 3),
-        "synthetic_in_memory_steps_per_s": round(synthetic_rate, 3),
-        "ratio": round(real_rate / synthetic_rate, 3),
-        "goal_ratio": 0.9,
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "gpus": len(gpus),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
     }
 
 
-class StopAtTestAccuracy(keras.callbacks.Callback):
-    def __init__(self, test: tf.data.Dataset, target: float):
-        super().__init__()
-        self.test, self.target, self.start, self.reached = test, target, None, None
-        self.curve: list[tuple[int, float, float]] = []
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        accuracy = self.model.evaluate(self.test, verbose=0, return_dict=True)["accuracy"]
-        elapsed = time.perf_counter() - self.start  # evaluation time counts: it is part of getting there
-        self.curve.append((epoch + 1, round(elapsed, 1), round(accuracy, 4)))
-        print(f"epoch {epoch + 1}: test accuracy {accuracy:.4f} after {elapsed:.0f} s", flush=True)
-        if accuracy >= self.target and self.reached is None:
-            self.reached = (epoch + 1, elapsed)
-            self.model.stop_training = True
-
-
-def time_to_accuracy(splits, batch: int, epochs: int, seed: int, target: float) -> dict:
-    from shared.callbacks import CosineDecayByEpoch
-
-    keras.utils.set_random_seed(seed)
-    model = build_model(hyperparameters({}))
-    stopper = StopAtTestAccuracy(batched(splits.test, 1024, shuffle=False, seed=seed), target)
-    train = batched(splits.train, batch, shuffle=True, seed=seed)
-    model.fit(train, epochs=epochs, callbacks=[CosineDecayByEpoch(epochs), stopper], verbose=0, shuffle=False)
-    result = {"target_test_accuracy": target, "max_epochs": epochs, "curve": stopper.curve}
-    if stopper.reached:
-        result.update(epochs=stopper.reached[0], wall_seconds=round(stopper.reached[1], 1))
+def run_one(name: str, args: argparse.Namespace, folder: Path) -> dict:
+    """One project's child process; a failure is recorded with the end of its output, not raised."""
+    out = folder / f"{name}.json"
+    command = [sys.executable, "-m", "benchmarks.one_project", name, "--out", str(out)]
+    command += ["--repeats", str(args.repeats), "--seed", str(args.seed)]
+    command += ["--data-dir", args.data_dir] if args.data_dir else []
+    command += [flag for flag, on in (("--quick", args.quick), ("--smoke", args.smoke)) if on]
+    command += ["--scaling", "--cpu-replicas", str(args.cpu_replicas)] if args.scaling else []
+    command += ["--skip-comparison"] if args.skip_comparison else []
+    started = time.perf_counter()
+    print(f"bench: {name} ...", flush=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = round(time.perf_counter() - started, 1)
+    if done.returncode != 0 or not out.exists():
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        print(f"bench: {name} failed after {seconds} s: {tail[0]}", flush=True)
+        return {"error": tail[0], "seconds": seconds}
+    result = json.loads(out.read_text())
+    result["seconds"] = seconds
+    print(f"bench: {name} done in {seconds} s, pipeline ratio {result['pipeline']['ratio']}", flush=True)
     return result
 
 
-def main() -> int:
+def run_serving(quick: bool) -> dict:
+    """`make bench-serve` (benchmarks.serving) in its own process; its headline figures, or why not."""
+    command = [sys.executable, "-m", "benchmarks.serving"]
+    command += ["--seconds", "3", "--repeats", "1"] if quick else []
+    print("bench: serving ...", flush=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    wrote = [line.split(" ", 1)[1] for line in done.stdout.splitlines() if line.startswith("wrote ")]
+    if done.returncode != 0 or not wrote:
+        reason = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"skipped": reason[0]}
+    report = json.loads(Path(wrote[0]).read_text())
+    figures = {"file": f"benchmarks/results/{Path(wrote[0]).name}", "models": {}}
+    for name, entry in report["models"].items():
+        top = max(entry["batching_off"], key=int)
+        off, on = entry["batching_off"][top], entry["batching_on"][top]
+        figures["models"][name] = {
+            "clients": int(top),
+            "off_requests_per_s": round(off["requests_per_second"], 1),
+            "on_requests_per_s": round(on["requests_per_second"], 1),
+            "on_p99_ms": round(on["p99_ms"], 1),
+            "gain": round(on["requests_per_second"] / off["requests_per_second"], 2),
+        }
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=150, help="timed steps per pipeline run")
-    parser.add_argument("--epochs", type=int, default=15, help="schedule length for time to accuracy")
-    parser.add_argument("--target", type=float, default=0.992)
+    parser.add_argument("--data-dir", default=os.environ.get("DATA_DIR"))
+    parser.add_argument("--only", nargs="+", choices=PROJECTS, metavar="PROJECT", help="these projects only")
+    parser.add_argument("--quick", action="store_true", help="1 repeat, small budgets: under 10 minutes")
+    parser.add_argument("--repeats", type=int, help="repeats per figure (default 3, or 1 with --quick)")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--skip-time-to-accuracy", action="store_true")
-    args = parser.parse_args()
-    try:
-        splits = data.load(RunConfig(project="mnist_cnn", data_dir=args.data_dir, seed=args.seed))
-    except UserError as e:
-        print(f"error: {e}")
+    parser.add_argument("--smoke", action="store_true", help="generated data, tiny budgets (the tests)")
+    parser.add_argument("--skip-comparison", action="store_true", help="pipeline and memory only")
+    parser.add_argument("--scaling", action="store_true", help="also 1 vs N devices and mixed precision")
+    parser.add_argument("--cpu-replicas", type=int, default=0, help="with --scaling: N CPU logical devices")
+    parser.add_argument("--skip-serving", action="store_true", help="not the serving benchmark")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument("--readme", type=Path, help="put the table into this README (e.g. README.md)")
+    args = parser.parse_args(argv)
+    args.repeats = args.repeats or (1 if args.quick or args.smoke else 3)
+    if not (args.data_dir or args.smoke):
+        print("error: make bench needs the real datasets: pass --data-dir DIR or set DATA_DIR")
         return 2
-    results = {
-        "project": "mnist_cnn",
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "pipeline": pipeline_benchmark(splits, args.batch_size, args.steps, args.seed),
-    }
-    if not args.skip_time_to_accuracy:
-        results["time_to_accuracy"] = time_to_accuracy(
-            splits, args.batch_size, args.epochs, args.seed, args.target
-        )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "mnist_cnn.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    pipeline, tta = results["pipeline"], results.get("time_to_accuracy", {})
-    rows = [
-        ("real pipeline steps/s", pipeline["real_pipeline_steps_per_s"]),
-        ("synthetic in-memory steps/s", pipeline["synthetic_in_memory_steps_per_s"]),
-        ("ratio (goal >= 0.9)", pipeline["ratio"]),
-    ]
-    if tta:
-        reached = (
-            f"{tta['wall_seconds']} s, {tta['epochs']} epochs" if "wall_seconds" in tta else "not reached"
-        )
-        rows.append((f"time to {args.target:.1%} test accuracy", reached))
-    width = max(len(name) for name, _ in rows)
-    print("\nmnist_cnn benchmark")
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value}")
-    print(f"\nwritten to {out}")
-    return 0 if np.isfinite(pipeline["ratio"]) else 1
+    args.scaling = args.scaling or machine()["gpus"] > 0
+    started = time.perf_counter()
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    results = {"date": date, "quick": args.quick, "smoke": args.smoke, "repeats": args.repeats}
+    results["machine"] = machine()
+    with tempfile.TemporaryDirectory() as folder:
+        results["projects"] = {name: run_one(name, args, Path(folder)) for name in args.only or PROJECTS}
+    if not (args.skip_serving or args.smoke):
+        results["serving"] = run_serving(args.quick)
+    results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    path = args.out_dir / f"{date}{'-quick' if args.quick else ''}{'-smoke' if args.smoke else ''}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    write_all(results, path, args.readme)
+    print(path.with_suffix(".md").read_text())
+    print(f"bench: {path} (and .md, .png) in {results['wall_seconds'] / 60:.1f} min")
+    failed = [name for name, result in results["projects"].items() if "error" in result]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

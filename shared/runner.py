@@ -188,22 +188,9 @@ def train(project: Project, cfg: RunConfig) -> Path:
     replicas = strategy.num_replicas_in_sync
     worker, is_chief = worker_index()
     # data and hyperparameters first: a typo or a missing file leaves no half-made run folder behind
-    splits = project.load_data(cfg)
-    with strategy.scope():
-        model, hp = build_checked(project, cfg.hparams, splits, cfg.batch_size)
-    splits = splits_for(project, splits, hp.values)
-    batch = global_batch_size(hp.values.get("batch_size", cfg.batch_size), replicas, cfg.global_batch_size)
-    check_first_batches(splits, batch, replicas)
-    train_ds = batched(
-        splits.train,
-        batch,
-        shuffle=True,
-        seed=cfg.seed,
-        cache=splits.cache_train,
-        preprocess=splits.preprocessor,
-        bucket_by_length=splits.bucket_by_length,
-    )
-    val_ds = batched(splits.validation, batch, shuffle=False, seed=cfg.seed, preprocess=splits.preprocessor)
+    prepared = prepare(project, cfg, strategy)
+    model, hp, splits, batch = prepared.model, prepared.hp, prepared.splits, prepared.batch
+    train_ds, val_ds = prepared.train, prepared.validation
     runtime = {
         "replicas": replicas,
         "global_batch_size": batch,
@@ -263,6 +250,41 @@ def train(project: Project, cfg: RunConfig) -> Path:
         finish_report(project, run_dir, metrics)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)  # everything is saved: nothing left to resume
     return run_dir
+
+
+@dataclasses.dataclass
+class Prepared:
+    """What `train` fits: the model, and the batched splits of the examples made for its hyperparameters."""
+
+    loaded: Splits  # as `load_data` returned them, before `for_hparams`
+    splits: Splits
+    model: keras.Model
+    hp: kt.HyperParameters
+    batch: int  # the global batch size
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+
+
+def prepare(project: Project, cfg: RunConfig, strategy: tf.distribute.Strategy) -> Prepared:
+    """Data, model and input pipelines exactly as `train` makes them (`make bench` times the same ones)."""
+    loaded = project.load_data(cfg)
+    with strategy.scope():
+        model, hp = build_checked(project, cfg.hparams, loaded, cfg.batch_size)
+    splits = splits_for(project, loaded, hp.values)
+    replicas = strategy.num_replicas_in_sync
+    batch = global_batch_size(hp.values.get("batch_size", cfg.batch_size), replicas, cfg.global_batch_size)
+    check_first_batches(splits, batch, replicas)
+    train_ds = batched(
+        splits.train,
+        batch,
+        shuffle=True,
+        seed=cfg.seed,
+        cache=splits.cache_train,
+        preprocess=splits.preprocessor,
+        bucket_by_length=splits.bucket_by_length,
+    )
+    val_ds = batched(splits.validation, batch, shuffle=False, seed=cfg.seed, preprocess=splits.preprocessor)
+    return Prepared(loaded, splits, model, hp, batch, train_ds, val_ds)
 
 
 def splits_for(project: Project, splits: Splits, values: dict[str, Any]) -> Splits:
