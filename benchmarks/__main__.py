@@ -60,6 +60,7 @@ def run_one(name: str, args: argparse.Namespace, folder: Path) -> dict:
     command += [flag for flag, on in (("--quick", args.quick), ("--smoke", args.smoke)) if on]
     command += ["--scaling", "--cpu-replicas", str(args.cpu_replicas)] if args.scaling else []
     command += ["--skip-comparison"] if args.skip_comparison else []
+    command += ["--train-args", args.train_args[name]] if name in args.train_args else []
     started = time.perf_counter()
     print(f"bench: {name} ...", flush=True)
     done = subprocess.run(command, capture_output=True, text=True)
@@ -110,10 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-comparison", action="store_true", help="pipeline and memory only")
     parser.add_argument("--scaling", action="store_true", help="also 1 vs N devices and mixed precision")
     parser.add_argument("--cpu-replicas", type=int, default=0, help="with --scaling: N CPU logical devices")
+    parser.add_argument(
+        "--train-args",
+        action="append",
+        default=[],
+        metavar='PROJECT="FLAGS"',
+        help='more `train` flags for one project, e.g. cats_dogs_vgg16="--weights none" (repeatable)',
+    )
     parser.add_argument("--skip-serving", action="store_true", help="not the serving benchmark")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--readme", type=Path, help="put the table into this README (e.g. README.md)")
     args = parser.parse_args(argv)
+    if any("=" not in item for item in args.train_args):
+        parser.error('--train-args takes PROJECT="FLAGS", e.g. cats_dogs_vgg16="--weights none"')
+    args.train_args = dict(item.split("=", 1) for item in args.train_args)
     args.repeats = args.repeats or (1 if args.quick or args.smoke else 3)
     if not (args.data_dir or args.smoke):
         print("error: make bench needs the real datasets: pass --data-dir DIR or set DATA_DIR")

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import keras
+import tensorflow as tf
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,11 @@ class Budget:
 
     max_epochs: int  # a time-to-target run stops here if the target is not reached
     max_seconds: float  # ... or after this much training (the epoch under way finishes)
-    steps: int  # timed steps for a step-time figure
+    steps: int  # timed steps for a step-time figure, at most...
     warmup: int = 10  # steps run before the timing starts (tracing, first prefetches)
-    # --quick: score every `round_steps` training steps instead of every epoch, on the first
-    # `score_examples` examples of the scored split (None: whole epochs, the whole split)
+    step_seconds: float = 60.0  # ...and no more than these seconds of them (3 steps at least)
+    # --quick: score every `round_steps` training steps instead of every epoch, on `score_examples`
+    # examples spread evenly over the scored split (None: whole epochs, the whole split)
     round_steps: int | None = None
     score_examples: int | None = None
 
@@ -82,11 +84,14 @@ class TimeToTarget(keras.callbacks.Callback):
 
 
 class StepTimer(keras.callbacks.Callback):
-    """Wall time of the training steps after `warmup` (tracing and the first prefetches excluded)."""
+    """Wall time of the training steps after `warmup` (tracing and the first prefetches excluded); stops
+    the fit once `max_seconds` of timed steps have passed (after 3 at least), so a slow model costs the same
+    time as a fast one."""
 
-    def __init__(self, warmup: int):
+    def __init__(self, warmup: int, max_seconds: float = float("inf")):
         super().__init__()
-        self.warmup, self.start, self.steps, self.elapsed = warmup, 0.0, 0, 0.0
+        self.warmup, self.max_seconds = warmup, max_seconds
+        self.start, self.steps, self.elapsed = 0.0, 0, 0.0
 
     def on_train_batch_begin(self, batch, logs=None):
         if batch == self.warmup:
@@ -96,15 +101,26 @@ class StepTimer(keras.callbacks.Callback):
         if batch >= self.warmup:
             self.steps += 1
             self.elapsed = time.perf_counter() - self.start
+            if self.steps >= 3 and self.elapsed >= self.max_seconds:
+                self.model.stop_training = True
 
 
 def steps_per_second(model: keras.Model, dataset, budget: Budget) -> float:
     """Training steps per second of `model` on a repeating `dataset`, `budget.steps` steps timed."""
-    timer = StepTimer(budget.warmup)
+    timer = StepTimer(budget.warmup, budget.step_seconds)
     # shuffle=False: the datasets are shuffled already, or one batch repeated
     steps = budget.steps + budget.warmup
     model.fit(dataset, steps_per_epoch=steps, epochs=1, callbacks=[timer], verbose=0, shuffle=False)
     return timer.steps / timer.elapsed
+
+
+def spread(dataset: tf.data.Dataset, budget: Budget) -> tf.data.Dataset:
+    """About `budget.score_examples` examples taken evenly from the whole split (every k-th one): a split's
+    first examples may all be of one class (IMDB's test reviews come negative first)."""
+    size = int(dataset.cardinality())
+    if not budget.score_examples or size <= budget.score_examples:
+        return dataset
+    return dataset.shard(size // budget.score_examples, 0)
 
 
 def fit_to_target(

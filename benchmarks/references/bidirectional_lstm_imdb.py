@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from benchmarks.references import Budget, Measured, TimeToTarget, fit_to_target
+from benchmarks.references import Budget, Measured, TimeToTarget, fit_to_target, spread
 from shared.project import Splits
 
 TITLE = "Bidirectional LSTM on IMDB"
@@ -80,8 +80,7 @@ def run(splits: Splits, budget: Budget, seed: int, target: float | None, batch_s
         .batch(BATCH_SIZE)  # the source's, whatever ours uses
         .prefetch(tf.data.AUTOTUNE)
     )
-    scored = splits.test.take(budget.score_examples) if budget.score_examples else splits.test
-    test = encoded(scored, vectorize).batch(EVAL_BATCH_SIZE).prefetch(tf.data.AUTOTUNE)
+    test = encoded(spread(splits.test, budget), vectorize).batch(EVAL_BATCH_SIZE).prefetch(tf.data.AUTOTUNE)
 
     model = build_model()
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])

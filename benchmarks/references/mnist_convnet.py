@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from benchmarks.references import Budget, Measured, TimeToTarget
+from benchmarks.references import Budget, Measured, TimeToTarget, spread
 from shared.project import Splits
 
 TITLE = "Simple MNIST convnet"
@@ -43,9 +43,7 @@ def run(splits: Splits, budget: Budget, seed: int, target: float | None, batch_s
     keras.utils.set_random_seed(seed)
     x_train, y_train = arrays(splits.train)
     x_val, y_val = arrays(splits.validation)
-    x_test, y_test = arrays(splits.test)
-    if budget.score_examples:  # --quick scores on the first examples only
-        x_test, y_test = x_test[: budget.score_examples], y_test[: budget.score_examples]
+    x_test, y_test = arrays(spread(splits.test, budget))  # --quick scores on fewer test digits
 
     model = keras.Sequential(
         [

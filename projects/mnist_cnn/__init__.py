@@ -1,4 +1,4 @@
-"""mnist_cnn: handwritten digits with a small CNN, >= 99.5% test accuracy on a 2-core CPU."""
+"""mnist_cnn: handwritten digits with a small CNN, about 99.5% test accuracy in 5 minutes on a 2-core CPU."""
 
 from projects.mnist_cnn import data, evaluate, export, model, predict
 from shared.project import Command, Project
@@ -10,6 +10,6 @@ PROJECT = Project(
     evaluate=evaluate.evaluate,
     serving_endpoint=export.serving_endpoint,
     objective="val_accuracy",
-    defaults={"epochs": 15, "batch_size": 128},
+    defaults={"epochs": 8, "batch_size": 128},
     commands={"predict": Command("print the digit in each image file", predict.add_arguments, predict.run)},
 )

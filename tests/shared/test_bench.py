@@ -67,12 +67,12 @@ def test_bench_smoke_writes_the_json_table_plot_and_readme(tmp_path):
 
 
 def test_a_project_that_fails_is_reported_and_the_exit_code_says_so(tmp_path):
-    done = bench("--data-dir", str(tmp_path / "nothing-here"), "--only", "churn_ann", "--skip-comparison",
-                 "--out-dir", str(tmp_path), cwd=tmp_path)  # fmt: skip
+    args = ["--only", "churn_ann", "--skip-comparison", "--skip-serving", "--out-dir", str(tmp_path)]
+    done = bench("--data-dir", str(tmp_path / "nothing-here"), *args, cwd=tmp_path)
     assert done.returncode == 1
     results = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert "error" in results["projects"]["churn_ann"]
-    assert "| churn_ann | failed:" in next(tmp_path.glob("*.md")).read_text()
+    assert "| churn_ann | | failed:" in next(tmp_path.glob("*.md")).read_text()
 
 
 def test_bench_without_data_says_where_to_point_it(tmp_path):
@@ -138,6 +138,7 @@ def test_medians_and_reached_counts():
 
 def test_the_table_flags_misses_and_names_failures(tmp_path):
     results = {
+        "repeats": 3,
         "projects": {
             "slow_input": {
                 "pipeline": {"real_steps_per_s": 5.0, "synthetic_steps_per_s": 10.0, "ratio": 0.5},
@@ -152,12 +153,12 @@ def test_the_table_flags_misses_and_names_failures(tmp_path):
                 },
             },
             "broken": {"error": "UserError: no data"},
-        }
+        },
     }
     table = report.markdown_table(results)
     assert "0.50 (below goal)" in table and "9.50 (over 8)" in table
     assert "not reached (0/3; last 0.9700)" in table and "42 s (ref)" in table
-    assert "| broken | failed: UserError: no data" in table
+    assert "| broken | | failed: UserError: no data" in table and "| slow_input | 3 repeats |" in table
     assert "not measured (error: no saved_model)" in report.serving_table(
         {"serving": {"skipped": "error: no saved_model"}}
     )
@@ -168,3 +169,21 @@ def test_the_table_flags_misses_and_names_failures(tmp_path):
     unmarked.write_text("no markers here\n")
     with pytest.raises(SystemExit, match="markers"):
         report.update_readme(unmarked, "x")
+
+
+def test_several_result_files_merge_with_each_rows_budget():
+    def results(quick: bool, projects: dict) -> dict:
+        return {"date": "2026-12-07", "quick": quick, "repeats": 1 if quick else 3, "wall_seconds": 600,
+                "machine": {}, "projects": projects}  # fmt: skip
+
+    row = {
+        "pipeline": {"real_steps_per_s": 1.0, "synthetic_steps_per_s": 1.0, "ratio": 1.0},
+        "peak_rss_gib": 1,
+    }
+    quick = results(True, {"a": row, "b": row})
+    full = results(False, {"a": {**row, "peak_rss_gib": 2}})
+    merged = report.merge([("quick.json", quick), ("full.json", full)])
+    assert merged["projects"]["a"]["peak_rss_gib"] == 2  # the later file wins
+    table = report.markdown_table(merged)
+    assert "| a | 3 repeats |" in table and "| b | --quick |" in table
+    assert merged["sources"][0] == 'quick.json (`make bench ARGS="--quick"`, 2026-12-07, 10 min)'
