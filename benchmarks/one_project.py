@@ -39,7 +39,7 @@ from shared.data import batched
 from shared.project import Project
 from shared.strategy import configure_precision, make_strategy
 
-FULL = Budget(max_epochs=30, max_seconds=1800, steps=5000, warmup=10, step_seconds=30)
+FULL = Budget(max_epochs=100, max_seconds=1800, steps=5000, warmup=10, step_seconds=30)
 QUICK = Budget(
     max_epochs=10, max_seconds=20, steps=1000, warmup=3, step_seconds=4, round_steps=40, score_examples=500
 )
