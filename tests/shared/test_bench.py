@@ -83,6 +83,11 @@ def test_bench_without_data_says_where_to_point_it(tmp_path):
     assert done.returncode == 2 and "--data-dir" in done.stdout
 
 
+def test_train_args_without_a_project_name_is_refused(tmp_path):
+    done = bench("--smoke", "--train-args", "--weights none", cwd=tmp_path)
+    assert done.returncode == 2 and 'PROJECT="FLAGS"' in done.stderr
+
+
 def test_scaling_figures_on_cpu_logical_devices(tmp_path):
     out = tmp_path / "one.json"
     args = ["mnist_cnn", "--smoke", "--repeats", "1", "--skip-comparison", "--scaling", "--cpu-replicas", "2"]
