@@ -256,8 +256,7 @@ def train(project: Project, cfg: RunConfig) -> Path:
 class Prepared:
     """What `train` fits: the model, and the batched splits of the examples made for its hyperparameters."""
 
-    loaded: Splits  # as `load_data` returned them, before `for_hparams`
-    splits: Splits
+    splits: Splits  # the examples made for the hyperparameters (`for_hparams`)
     model: keras.Model
     hp: kt.HyperParameters
     batch: int  # the global batch size
@@ -284,7 +283,7 @@ def prepare(project: Project, cfg: RunConfig, strategy: tf.distribute.Strategy) 
         bucket_by_length=splits.bucket_by_length,
     )
     val_ds = batched(splits.validation, batch, shuffle=False, seed=cfg.seed, preprocess=splits.preprocessor)
-    return Prepared(loaded, splits, model, hp, batch, train_ds, val_ds)
+    return Prepared(splits, model, hp, batch, train_ds, val_ds)
 
 
 def splits_for(project: Project, splits: Splits, values: dict[str, Any]) -> Splits:
