@@ -129,11 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.data_dir or args.smoke):
         print("error: make bench needs the real datasets: pass --data-dir DIR or set DATA_DIR")
         return 2
-    args.scaling = args.scaling or machine()["gpus"] > 0
+    this_machine = machine()
+    args.scaling = args.scaling or this_machine["gpus"] > 0
     started = time.perf_counter()
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     results = {"date": date, "quick": args.quick, "smoke": args.smoke, "repeats": args.repeats}
-    results["machine"] = machine()
+    results["machine"] = this_machine
     with tempfile.TemporaryDirectory() as folder:
         results["projects"] = {name: run_one(name, args, Path(folder)) for name in args.only or PROJECTS}
     if not (args.skip_serving or args.smoke):
