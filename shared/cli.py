@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shared import options
 from shared.config import (
     LR_SCHEDULES,
     PRECISIONS,
@@ -88,13 +89,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, defaults: dict[str, Any])
 
 
 def add_project_options(parser: argparse.ArgumentParser, project: Project) -> None:
-    """The project's own flags, in a group of their own; their names are kept for `config_from_args`."""
-    if project.add_options is None:
-        return
-    probe = argparse.ArgumentParser(add_help=False)
-    project.add_options(probe)
-    project.add_options(parser.add_argument_group(f"{project.name} options"))
-    parser.set_defaults(project_options=tuple(vars(probe.parse_args([]))))
+    """The project's own flags (`Project.options`), in a group of their own."""
+    if project.options is not None:
+        options.add_flags(parser.add_argument_group(f"{project.name} options"), project.options)
 
 
 def config_from_args(project: Project, args: argparse.Namespace) -> RunConfig:
@@ -119,9 +116,14 @@ def config_from_args(project: Project, args: argparse.Namespace) -> RunConfig:
         early_stopping_patience=args.early_stopping_patience,
         hparams_file=args.hparams_file,
         hparams=hparams,
-        options={name: getattr(args, name) for name in getattr(args, "project_options", ())},
+        options=project_options(project, args),
         smoke=args.smoke,
     )
+
+
+def project_options(project: Project, args: argparse.Namespace) -> dict[str, Any]:
+    """The project's own settings from its flags, checked by its Options dataclass."""
+    return options.from_args(project.options, args) if project.options is not None else {}
 
 
 def build_parser(project: Project) -> argparse.ArgumentParser:
@@ -129,8 +131,9 @@ def build_parser(project: Project) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train, evaluate and export one run")
     tune = commands.add_parser("tune", help="keras-tuner search; writes best_hparams.json")
+    defaults = {**project.defaults, **({"lr_schedule": "constant"} if project.owns_learning_rate else {})}
     for command_parser in (train, tune):
-        add_run_arguments(command_parser, project.defaults)
+        add_run_arguments(command_parser, defaults)
         add_project_options(command_parser, project)
     tune.add_argument("--tuner", choices=("bayesian", "hyperband", "random"), default="bayesian")
     tune.add_argument("--max-trials", type=int, default=10, help="trial budget (default: %(default)s)")
@@ -141,7 +144,8 @@ def build_parser(project: Project) -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("run", nargs="?", default=latest, help=f"run folder (default: {latest})")
-        sub.add_argument("--data-dir", help="override the run's data directory")
+        if name == "evaluate":
+            sub.add_argument("--data-dir", help="where the run's dataset is now (default: where it was)")
         if name == "export":
             sub.add_argument(
                 "--serving-dir",
@@ -167,30 +171,43 @@ def run(project: Project, args: argparse.Namespace) -> int:
         print(tune(project, config_from_args(project, args), args.tuner, args.max_trials))
     elif args.command in ("evaluate", "export"):
         from shared.export import publish, serving_version
+        from shared.run_folder import load_run
 
         run_dir = Path(args.run)
         serving_dir = Path(args.serving_dir) if getattr(args, "serving_dir", None) else None
         if getattr(args, "version", None) is not None and serving_dir is None:
             raise UserError("--version numbers a copy in --serving-dir; give --serving-dir DIR too")
-        cfg = runner.load_run(run_dir)
+        cfg = load_run(run_dir)
         version = serving_version(serving_dir, project.name, args.version) if serving_dir else None
-        if args.data_dir:
-            cfg.data_dir = args.data_dir
-        splits = project.load_data(cfg)
-        if project.for_hparams is not None:  # the examples of the run's own hyperparameters
-            splits = project.for_hparams(splits, reporting.read_json(run_dir / "hparams.json"))
-        if args.command == "export":
-            runner.export_run(project, run_dir, splits)
+        if args.command == "export":  # the run folder is all it needs: no data is read
+            runner.export_run(project, run_dir)
             if serving_dir is not None:
                 print(publish(run_dir / "saved_model", serving_dir, project.name, version))
             else:
                 print(run_dir / "saved_model")
         else:
+            if args.data_dir:
+                cfg.data_dir = args.data_dir
+            splits = test_data(project, cfg)
+            if project.for_hparams is not None:  # the examples of the run's own hyperparameters
+                splits = project.for_hparams(splits, reporting.read_json(run_dir / "hparams.json"))
             metrics = runner.reevaluate(project, run_dir, cfg, splits)
             for key, value in sorted(metrics.items()):
                 if isinstance(value, (int, float)):
                     print(f"{key}: {value}")
     return 0
+
+
+def test_data(project: Project, cfg: RunConfig) -> Any:
+    """The run's data, for `evaluate`; a missing or changed dataset says that evaluation needs it."""
+    try:
+        return project.load_data(cfg)
+    except (UserError, OSError) as e:
+        problem = str(e) if isinstance(e, UserError) else f"{e.strerror or e}: {e.filename or ''}"
+        raise UserError(
+            f"evaluate needs the run's test data, read from {cfg.resolved_data_dir()} ({problem}). "
+            "Pass --data-dir DIR where the dataset is; export and predict need only the run folder."
+        ) from e
 
 
 def main(project: Project, argv: list[str] | None = None) -> int:

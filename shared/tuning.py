@@ -13,13 +13,13 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 
-from shared import reporting
-from shared.callbacks import StopOnNaN, schedule_callback
+from shared import fitting, reporting
 from shared.config import RunConfig, UserError, check_resume_compatible
-from shared.data import batched
+from shared.hparams import build_checked
 from shared.project import Project, Splits
-from shared.runner import RUNS_ROOT, build_checked, check_first_batches, set_seeds, splits_for
-from shared.strategy import configure_precision, global_batch_size, is_multi_worker, make_strategy
+from shared.run_folder import RUNS_ROOT
+from shared.runner import check_schedule, pipelines, set_seeds, splits_for
+from shared.strategy import configure_precision, is_multi_worker, make_strategy
 
 TUNERS = ("bayesian", "hyperband", "random")
 
@@ -47,26 +47,26 @@ class SearchModel(kt.HyperModel):
             hp.Fixed(name, value)
         return self.project.build_model(hp, self.splits)
 
-    def fit(self, hp: kt.HyperParameters, model: keras.Model, *args, **kwargs):
-        cfg = self.cfg
-        per_replica = hp.values.get("batch_size", cfg.batch_size)
-        batch = global_batch_size(per_replica, self.replicas, cfg.global_batch_size)
+    def fit(self, hp: kt.HyperParameters, model: keras.Model, *args, callbacks=(), **kwargs):
+        """One trial, fitted as `train` fits (`shared.fitting.fit`) with keras-tuner's own callbacks."""
+        cfg, project = self.cfg, self.project
         splits = splits_for(self.project, self.splits, hp.values)  # e.g. windows of this trial's length
-        check_first_batches(splits, batch, self.replicas)
-        pipeline = dict(seed=cfg.seed, preprocess=splits.preprocessor)
-        return model.fit(
-            batched(
-                splits.train,
-                batch,
-                shuffle=True,
-                cache=splits.cache_train,
-                bucket_by_length=splits.bucket_by_length,
-                **pipeline,
-            ),
-            validation_data=batched(splits.validation, batch, shuffle=False, **pipeline),
-            shuffle=False,
-            **kwargs,
+        _, train, validation = pipelines(splits, hp.values, cfg, self.replicas)
+        fitted = fitting.fit(
+            model,
+            train,
+            validation,
+            epochs=kwargs.get("epochs", cfg.epochs),
+            initial_epoch=kwargs.get("initial_epoch", 0),
+            monitor=project.objective,
+            mode=project.objective_direction,
+            lr_schedule=cfg.lr_schedule,
+            # a trial needs only enough epochs to be compared, not the run's full patience
+            patience=max(2, cfg.early_stopping_patience),
+            callbacks=list(callbacks),
+            verbose=kwargs.get("verbose", "auto"),
         )
+        return fitted.history
 
 
 def make_tuner(hypermodel: SearchModel, name: str, max_trials: int, directory: Path, strategy) -> kt.Tuner:
@@ -105,6 +105,7 @@ def tune(project: Project, cfg: RunConfig, tuner_name: str = "bayesian", max_tri
     default_dir = RUNS_ROOT / project.name / ("tuning-smoke" if cfg.smoke else "tuning")
     directory = Path(cfg.run_dir) if cfg.run_dir else default_dir
 
+    check_schedule(project, cfg)
     splits = project.load_data(cfg)
     _, checked = build_checked(project, cfg.hparams, splits)  # a bad --hp is a clear error before any trial
     pinned = {name: checked.values[name] for name in cfg.hparams}
@@ -119,16 +120,8 @@ def tune(project: Project, cfg: RunConfig, tuner_name: str = "bayesian", max_tri
         flush=True,
     )
     mode = project.objective_direction
-    callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor=project.objective, mode=mode, patience=max(2, cfg.early_stopping_patience)
-        ),
-        StopOnNaN(),  # every logged number: a GAN logs no `loss`
-    ]
-    schedule = schedule_callback(cfg.lr_schedule, cfg.epochs, project.objective, mode)
-    if schedule:  # trials train as `train` will, so the chosen learning rate suits the schedule
-        callbacks.insert(0, schedule)
-    tuner.search(epochs=cfg.epochs, callbacks=callbacks)  # SearchModel.fit brings the data
+    # SearchModel.fit brings the data and the callbacks `train` uses, so the chosen values suit `train`
+    tuner.search(epochs=cfg.epochs)
 
     best = tuner.get_best_hyperparameters(1)
     if not best:

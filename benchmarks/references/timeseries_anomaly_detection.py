@@ -32,8 +32,9 @@ import numpy as np
 from keras import layers
 
 from benchmarks.references import Budget, Measured
-from projects.autoencoder_anomaly.data import series_of, stretches, window_starts
+from projects.autoencoder_anomaly.data import series_of
 from projects.autoencoder_anomaly.evaluate import detection_scores
+from projects.autoencoder_anomaly.series import stretches, window_starts
 from shared.project import Splits
 
 TITLE = "Timeseries anomaly detection using an Autoencoder"
@@ -68,7 +69,7 @@ def window_mae(model: keras.Model, windows: np.ndarray) -> np.ndarray:
 def run(splits: Splits, budget: Budget, seed: int, target: float | None, batch_size: int) -> Measured:
     keras.utils.set_random_seed(seed)
     values, probationary, _, labels = series_of(splits)
-    normalized = (values - splits.info["mean"]) / splits.info["std"]
+    normalized = (values - splits.state.mean) / splits.state.std  # the project's scaler
     usable, rows = np.isfinite(normalized), splits.info["probationary_rows"]
     longest = max((b - a for a, b in stretches(usable[:rows], 1)), default=0)
     time_steps = min(TIME_STEPS, 4 * (longest // 8))  # a multiple of 4, at most half the stretch

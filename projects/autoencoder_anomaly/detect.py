@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from projects.autoencoder_anomaly.data import stretches
+from projects.autoencoder_anomaly.series import stretches
 
 # windows [N, window, 1] -> reconstructions of the same shape (a model call, or model.predict)
 Reconstruct = Callable[[tf.Tensor], tf.Tensor]

@@ -2,8 +2,10 @@
 
 Every detector scores every row and picks its threshold by the same rule (`--threshold`: by default the
 mean + 5 standard deviations of its scores on the held-out probationary rows), so no label ever chooses
-anything; the IsolationForest, like the autoencoder, is fitted on the training windows only. Only
-the rows after the probationary period are evaluated:
+anything; the IsolationForest, like the autoencoder, is fitted on the training windows only. The
+autoencoder's threshold is chosen once, when the run is trained (`choose_threshold`), and kept in its
+state; the baselines are fitted again at each evaluation. Only the rows after the probationary period
+are evaluated:
 
 - point-wise ROC-AUC and PR-AUC of the score against "inside a labelled window";
 - window-level detection: consecutive flagged rows are one detection; a labelled window counts as found
@@ -24,7 +26,7 @@ import pandas as pd
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from projects.autoencoder_anomaly.data import held_out, series_of, stretches
+from projects.autoencoder_anomaly.data import held_out, series_of
 from projects.autoencoder_anomaly.detect import (
     events,
     overlap_average,
@@ -32,6 +34,7 @@ from projects.autoencoder_anomaly.detect import (
     series_scores,
     threshold_from,
 )
+from projects.autoencoder_anomaly.series import stretches
 from shared import reporting
 from shared.config import RunConfig
 from shared.project import Splits
@@ -86,7 +89,22 @@ def held_out_threshold(
     """The rule applied to the held-out rows' scores, computed on the probationary rows alone: no
     window reaching past them, into the evaluated rows, moves the threshold."""
     rows = splits.info["probationary_rows"]
-    return threshold_from(scorer(standardised[:rows])[held_out(splits)[:rows]], splits.info["threshold_rule"])
+    scores = scorer(standardised[:rows])[held_out(splits)[:rows]]
+    return threshold_from(scores, splits.state.threshold_rule)
+
+
+def standardised_series(splits: Splits) -> np.ndarray:
+    """The whole series' values scaled as the model was trained on them."""
+    values, _, _, _ = series_of(splits)
+    return (values - splits.state.mean) / splits.state.std
+
+
+def choose_threshold(model: keras.Model, splits: Splits) -> dict[str, Any]:
+    """After fitting: the autoencoder's threshold, set on the state so the export and every later
+    evaluation of the run use the threshold it was trained with."""
+    scorer = lambda series: autoencoder_scores(model, series)  # noqa: E731
+    splits.state.threshold = held_out_threshold(scorer, standardised_series(splits), splits)
+    return {}  # evaluate reports the threshold
 
 
 def detection_scores(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -120,7 +138,7 @@ def detection_scores(scores: np.ndarray, labels: np.ndarray, threshold: float) -
 
 def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     values, probationary, timestamps, labels = series_of(splits)
-    standardised = (values - splits.info["mean"]) / splits.info["std"]
+    standardised = standardised_series(splits)
     window = model.input_shape[1]
     training_rows = np.arange(len(values)) < splits.info["held_out_from_row"]
     scorers = {
@@ -131,10 +149,12 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
     scores = {name: scorer(standardised) for name, scorer in scorers.items()}
     # the rows after the probationary period that every detector scored: one set for every AUC
     evaluated = ~probationary & np.all([np.isfinite(score) for score in scores.values()], axis=0)
-    results = {}
-    for name, score in scores.items():
-        threshold = held_out_threshold(scorers[name], standardised, splits)
-        results[name] = detection_scores(score[evaluated], labels[evaluated], threshold)
+    thresholds = {name: held_out_threshold(scorers[name], standardised, splits) for name in DETECTORS[1:]}
+    thresholds["autoencoder"] = splits.state.threshold  # as the run chose it, when it was trained
+    results = {
+        name: detection_scores(score[evaluated], labels[evaluated], thresholds[name])
+        for name, score in scores.items()
+    }
 
     reporting.write_table(run_dir, "scores_of_every_detector", results)
     table = pd.DataFrame({"timestamp": _dates(timestamps), "value": values, "in_labelled_window": labels})
@@ -143,11 +163,11 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
         table[f"{name}_flag"] = np.nan_to_num(score, nan=-np.inf) > results[name]["threshold"]
     table["probationary"] = probationary
     table.to_csv(run_dir / SCORES_FILE, index=False)
-    plot_series(table, results["autoencoder"]["threshold"], splits.info["series"], run_dir / "plots")
+    plot_series(table, results["autoencoder"]["threshold"], splits.state.series, run_dir / "plots")
 
     return {
         **results["autoencoder"],
-        "threshold_rule": splits.info["threshold_rule"],
+        "threshold_rule": splits.state.threshold_rule,
         "evaluated_rows": int(evaluated.sum()),
         "unscored_rows": int((~probationary & ~evaluated).sum()),
         "pr_auc_chance": float(labels[evaluated].mean()),

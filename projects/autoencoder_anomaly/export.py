@@ -3,28 +3,41 @@ flag per value out ([N, T] each).
 
 The scaler (fitted on the probationary rows), the window length and the threshold (chosen on the
 held-out probationary rows' scores by the run's rule) are all inside the SavedModel, so a client sends
-values as they are. The stretch must be at least one window long and hold only finite numbers:
-`predict` splits a series at unusable rows and sends each stretch on its own.
+values as they are. They come from the run's state (state.json), never from the series again. The
+stretch must be at least one window long and hold only finite numbers: `predict` splits a series at
+unusable rows and sends each stretch on its own.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from projects.autoencoder_anomaly.data import series_of, stretches
+from projects.autoencoder_anomaly.data import series_of
 from projects.autoencoder_anomaly.detect import reconstruction_scores
-from projects.autoencoder_anomaly.evaluate import autoencoder_scores, held_out_threshold
-from shared.project import ServingEndpoint, Splits
+from projects.autoencoder_anomaly.series import stretches
+from shared.project import ServingEndpoint, Splits, Trained
 
 
-def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
+def examples(splits: Splits) -> dict[str, np.ndarray]:
+    """One or two stretches of the series' last usable rows (they reach the test rows), kept in the run
+    folder to check every export of the run with."""
     values, _, _, _ = series_of(splits)
-    mean, std = splits.info["mean"], splits.info["std"]
-    window = model.input_shape[1]
-    scorer = lambda series: autoencoder_scores(model, series)  # noqa: E731
-    threshold = held_out_threshold(scorer, (values - mean) / std, splits)  # as evaluate chose it
+    window = splits.state.window
+    start, stop = stretches(np.isfinite(values), window)[-1]
+    length = max(window, min(3 * window, (stop - start) // 2))  # two stretches of this length, if they fit
+    rows = [values[stop - length : stop]]
+    if stop - start >= 2 * length:
+        rows.insert(0, values[stop - 2 * length : stop - length])
+    return {"values": np.stack(rows).astype(np.float32)}
+
+
+def serving_endpoint(model: keras.Model, trained: Trained) -> ServingEndpoint:
+    state = trained.state
+    mean, std, window, threshold = state.mean, state.std, state.window, state.threshold
 
     def serve(values: tf.Tensor) -> dict[str, tf.Tensor]:
         tf.debugging.assert_greater_equal(
@@ -35,10 +48,10 @@ def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
         score = reconstruction_scores(standardised, window, lambda frames: model(frames, training=False))
         return {"score": score, "anomaly": score > threshold}
 
-    start, stop = stretches(np.isfinite(values), window)[-1]  # the last stretch: it reaches the test rows
-    length = max(window, min(3 * window, (stop - start) // 2))  # two stretches of this length, if they fit
-    rows = [values[stop - length : stop]]
-    if stop - start >= 2 * length:
-        rows.insert(0, values[stop - 2 * length : stop - length])
-    examples = {"values": np.stack(rows).astype(np.float32)}
-    return serve, [tf.TensorSpec([None, None], tf.float32, name="values")], examples
+    return serve, [tf.TensorSpec([None, None], tf.float32, name="values")], trained.examples
+
+
+def page_info(trained: Trained) -> dict[str, Any]:
+    """What the page tells a person that the signature ([N, T] values) does not: the window length (the
+    fewest values a request may hold) and the series the model learnt what normal looks like from."""
+    return {"window": trained.state.window, "series": trained.state.series}

@@ -12,14 +12,15 @@ import keras
 import keras_tuner as kt
 from keras import layers
 
-from projects.autoencoder_anomaly.data import DEFAULT_WINDOW, MAX_WINDOW, WINDOW_STEP
+from projects.autoencoder_anomaly.data import WINDOW_STEP, default_window
 from shared.project import Splits
 
 
-def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.Model:
-    # the longest window the series' training part has enough windows for (a search never tries longer)
-    largest = splits.info.get("largest_window", MAX_WINDOW) if splits is not None else MAX_WINDOW
-    window = hp.Int("window", WINDOW_STEP, largest, step=WINDOW_STEP, default=min(DEFAULT_WINDOW, largest))
+def build_model(hp: kt.HyperParameters, splits: Splits) -> keras.Model:
+    # the longest window the series' training part has enough windows for (a search never tries longer):
+    # `load` measures it, before any window is cut
+    largest = splits.info["largest_window"]
+    window = hp.Int("window", WINDOW_STEP, largest, step=WINDOW_STEP, default=default_window(splits))
     architecture = hp.Choice("architecture", ["conv", "lstm"], default="conv")
     filters = hp.Int("filters", 8, 64, step=8, default=32)  # conv filters, or LSTM units
     latent = hp.Int("latent", 4, 32, step=4, default=16)

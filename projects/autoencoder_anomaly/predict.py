@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from projects.autoencoder_anomaly.data import Series, parse_series, stretches
+from projects.autoencoder_anomaly.series import Series, parse_series, stretches
 from shared.config import UserError
 from shared.export import SIGNATURE, saved_model_of
-from shared.reporting import read_json
-from shared.runner import load_run
+from shared.run_folder import load_run
+from shared.trained import load_state
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,13 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from projects.autoencoder_anomaly import PROJECT  # here: the package imports this module
+
     run_dir, path = Path(args.run), Path(args.csv)
     load_run(run_dir)
     saved_model = saved_model_of(run_dir)
-    window = int(read_json(run_dir / "metrics.json")["data"]["window"])
+    window = load_state(PROJECT, run_dir).window
     if not path.is_file():
         raise UserError(f"{path} does not exist")
-    series = parse_series(path.read_text(encoding="utf-8", errors="replace"), str(path))
+    series = parse_series(path, str(path))
     if not len(series.values):
         raise UserError(f"{path} holds no rows under its header")
     signature = tf.saved_model.load(str(saved_model)).signatures[SIGNATURE]

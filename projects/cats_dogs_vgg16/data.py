@@ -13,6 +13,7 @@ Splits, so the test number never chose an epoch, a trial or a threshold:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import zipfile
 from collections.abc import Callable, Iterator
@@ -24,8 +25,10 @@ import numpy as np
 import tensorflow as tf
 
 from projects.cats_dogs_vgg16 import weights
+from shared import options
 from shared.config import RunConfig, UserError
 from shared.data import RemoteFile, locate
+from shared.options import option
 from shared.project import Splits
 
 CLASS_NAMES = ("cat", "dog")
@@ -43,6 +46,39 @@ FULL = RemoteFile(
 FULL_FOLDER = "PetImages"  # <data-dir>/cats_and_dogs/PetImages/{Cat,Dog}/*.jpg, the zip extracted
 SMOKE_SIZES = {"train": 96, "validation": 32, "test": 32}
 SKIPPED_NAMED = 20  # how many skipped files metrics.json names
+DATASETS = ("filtered", "full")
+IMAGE_SIZE, SMOKE_IMAGE_SIZE = 224, 64  # without --image-size
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    dataset: str = option(
+        "filtered",
+        "filtered: the 3,000-image cats_and_dogs_filtered subset; full: Kaggle's PetImages (25,000)",
+        choices=DATASETS,
+    )
+    weights: str | None = option(
+        None,
+        f"imagenet (Keras's cache, downloaded when online), a path to Keras's {weights.FILENAME}, or none "
+        "(default: imagenet; none with --smoke)",
+    )
+    image_size: int | None = option(
+        None,
+        f"side of the square input images, 32-512 (default: {IMAGE_SIZE}; {SMOKE_IMAGE_SIZE} with --smoke)",
+    )
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise UserError(f"--dataset must be one of {', '.join(DATASETS)}; got {self.dataset!r}")
+        if self.image_size is not None and not 32 <= self.image_size <= 512:
+            raise UserError(f"--image-size must be 32-512 (VGG16 needs at least 32); got {self.image_size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PetsState:
+    """What a trained model needs from its data: kept in the run folder as state.json."""
+
+    image_size: int  # the side of the square images it was trained on: the serving signatures resize to it
 
 
 class Entry(NamedTuple):
@@ -114,9 +150,9 @@ def hashed_split(name: str) -> str:
     return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
 
 
-def entries_for(cfg: RunConfig) -> tuple[list[Entry], str]:
+def entries_for(cfg: RunConfig, dataset: str) -> tuple[list[Entry], str]:
     data_dir = cfg.resolved_data_dir()
-    if cfg.options.get("dataset", "filtered") == "filtered":
+    if dataset == "filtered":
         path = locate(FILTERED, data_dir)
         return read_zip(path, filtered_entries), f"cats_and_dogs_filtered ({path})"
     folder = data_dir / FULL.dataset / FULL_FOLDER
@@ -169,19 +205,12 @@ def smoke_entries(cfg: RunConfig) -> list[Entry]:
 
 
 def load(cfg: RunConfig) -> Splits:
-    size = cfg.options.get("image_size")
-    size = (64 if cfg.smoke else 224) if size is None else size
-    if not 32 <= size <= 512:
-        raise UserError(f"--image-size must be 32-512 (VGG16 needs at least 32); got {size}")
-    if cfg.lr_schedule != "constant":
-        raise UserError(
-            "cats_dogs_vgg16 sets its learning rate per phase (head_learning_rate, then "
-            f"fine_tune_learning_rate); use --lr-schedule constant (got {cfg.lr_schedule})"
-        )
+    settings = options.read(Options, cfg)
+    size = settings.image_size or (SMOKE_IMAGE_SIZE if cfg.smoke else IMAGE_SIZE)
     if cfg.smoke:
         entries, source = smoke_entries(cfg), "generated stripes (--smoke)"
     else:
-        entries, source = entries_for(cfg)
+        entries, source = entries_for(cfg, settings.dataset)
     images, kept = decode_all([entry.data for entry in entries], size)
     splits_of = np.array([entry.split for entry in entries])[kept]
     labels = np.array([entry.label for entry in entries], np.int32)[kept]
@@ -201,10 +230,16 @@ def load(cfg: RunConfig) -> Splits:
     info.update(
         source=source,
         class_names=list(CLASS_NAMES),
-        image_size=size,
-        weights=weights.option(cfg),
+        weights=weights.chosen(settings.weights, cfg.smoke),
         skipped_images=len(skipped),
         skipped_files=names[:SKIPPED_NAMED],
     )
     # cache_train=False: the images are in memory already; a tf.data cache would only copy them
-    return Splits(datasets["train"], datasets["validation"], datasets["test"], info=info, cache_train=False)
+    return Splits(
+        datasets["train"],
+        datasets["validation"],
+        datasets["test"],
+        info=info,
+        state=PetsState(image_size=size),
+        cache_train=False,
+    )

@@ -10,10 +10,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from sklearn.metrics import log_loss, roc_auc_score
 
+from projects.cats_dogs_vgg16.data import CLASS_NAMES
 from projects.cats_dogs_vgg16.model import grad_cam, grad_cam_probe
 from shared import reporting
+from shared.classification import evaluate_binary
 from shared.config import RunConfig
 from shared.data import in_memory
 from shared.project import Splits
@@ -25,15 +26,11 @@ GRAD_CAM_SHOWN = 8
 def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     images, labels = in_memory(splits.test)
     probabilities = model.predict(images, batch_size=64, verbose=0).astype(np.float64).reshape(-1)
-    predicted = (probabilities >= 0.5).astype(int)
-    names = splits.info["class_names"]
-    plots = run_dir / "plots"
-    reporting.plot_confusion_matrix(labels, predicted, names, plots / "confusion_matrix.png")
-    reporting.plot_score_curves(labels, {"VGG16": probabilities}, plots / "roc_curve.png", "roc")
+    names, plots = CLASS_NAMES, run_dir / "plots"
+    # accuracy, ROC-AUC, log loss; confusion_matrix.png and roc_curve.png
+    found = evaluate_binary(labels, probabilities, list(names), plots, "VGG16", mistakes=MISTAKES_SHOWN)
     plot_phases(run_dir / "history.csv", plots / "phases.png")
-
-    wrong = np.flatnonzero(predicted != labels)
-    surest = wrong[np.argsort(-np.abs(probabilities[wrong] - 0.5))][:MISTAKES_SHOWN]
+    surest, predicted = found.surest_mistakes, found.predicted
     if len(surest):
         titles = [
             f"{names[labels[i]]} as {names[predicted[i]]}, p(dog) {probabilities[i]:.2f}" for i in surest
@@ -43,14 +40,7 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
     overlays = grad_cam_overlays(model, images[shown])
     titles = [f"{names[labels[i]]}: p(dog) {probabilities[i]:.2f}" for i in shown]
     reporting.image_grid(overlays, titles, plots / "grad_cam.png", columns=4)
-    return {
-        "test_accuracy": float(np.mean(predicted == labels)),
-        "test_roc_auc": float(roc_auc_score(labels, probabilities)),
-        "test_loss": float(log_loss(labels, np.clip(probabilities, 1e-7, 1 - 1e-7), labels=[0, 1])),
-        "test_errors": len(wrong),
-        "test_size": len(labels),
-        "skipped_images": int(splits.info["skipped_images"]),
-    }
+    return {**found.metrics, "skipped_images": int(splits.info["skipped_images"])}
 
 
 def grad_cam_overlays(model: keras.Model, images: np.ndarray) -> np.ndarray:

@@ -210,7 +210,7 @@ def build_model(hp: kt.HyperParameters, splits: Splits) -> TransferClassifier:
     hp.Int("batch_size", 16, 64, step=16, default=32)  # per replica: read by the data pipeline
 
     weights_path = weights.resolve(splits.info["weights"])
-    network = build_network(int(splits.info["image_size"]), weights_path, units, dropout)
+    network = build_network(splits.state.image_size, weights_path, units, dropout)
     model = TransferClassifier(network, feature_epochs, blocks, head_rate, head_rate * factor)
     model.compile(
         optimizer=keras.optimizers.Adam(head_rate),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import keras
 
-from shared.config import RunConfig, UserError
+from shared.config import UserError
 
 FILENAME = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg16/{FILENAME}"
@@ -29,10 +29,9 @@ def missing_message(problem: str) -> str:
     )
 
 
-def option(cfg: RunConfig) -> str:
+def chosen(given: str | None, smoke: bool) -> str:
     """--weights as given; unset, `imagenet`, or `none` under --smoke (which needs no files at all)."""
-    given = cfg.options.get("weights")
-    return given if given is not None else ("none" if cfg.smoke else "imagenet")
+    return given if given is not None else ("none" if smoke else "imagenet")
 
 
 def md5(path: Path) -> str:

@@ -3,6 +3,7 @@
 The first 90% of the characters train and the last 10% validate, as nanoGPT's `shakespeare_char` splits
 them, so validation losses compare. The vocabulary is the training text's characters, sorted, after id 0,
 which stands for any character the training text does not have (the validation text may hold some).
+The vocabulary and the sample prompt are the run's state (`CharState`, state.json): what generating needs.
 Training examples are consecutive non-overlapping chunks of `seq_length + 1` characters: the model reads
 the first `seq_length` and predicts each next one (teacher forcing). The chunks start at a new random
 offset each epoch, so the boundaries move and every character is read after contexts of every length.
@@ -10,14 +11,17 @@ offset each epoch, so the boundaries move and every character is read after cont
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from shared import options
 from shared.config import RunConfig, UserError
 from shared.data import RemoteFile, locate
+from shared.options import option
 from shared.project import Splits
 
 SHAKESPEARE = RemoteFile(
@@ -33,6 +37,29 @@ DEFAULT_SEQ_LENGTH = 100
 # a lower loss, which would otherwise reward long sequences for themselves; 256 is nanoGPT's block size
 VALIDATION_LENGTH = 256
 MIN_CHARACTERS = 20
+PROMPT_LENGTH = 40  # the sample prompt's most characters
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    text: str | None = option(None, "train on this UTF-8 text file instead of Tiny Shakespeare")
+
+
+@dataclasses.dataclass(frozen=True)
+class CharState:
+    """What a trained model needs from its text: kept in the run folder as state.json."""
+
+    # the training text's characters, sorted, after UNKNOWN: the model's id i is vocabulary[i]
+    vocabulary: str
+    # the training text's first line: the samples' prompt, and the page's first one
+    sample_prompt: str
+
+
+def sample_prompt(train_text: str) -> str:
+    """The training text's first line (40 characters at most), ending in its newline if the text has
+    newlines: a prompt made of known characters."""
+    line = train_text[:PROMPT_LENGTH].split("\n", 1)[0]
+    return line + "\n" if "\n" in train_text else line
 
 
 def read_text(path: Path) -> str:
@@ -63,8 +90,9 @@ def text_for(cfg: RunConfig) -> tuple[str, str]:
     """(name, text): generated (--smoke), --text PATH, or Tiny Shakespeare from the data directory."""
     if cfg.smoke:
         return "a repeating verse", repeating_text(seed=cfg.seed)
-    if cfg.options.get("text"):
-        path = Path(cfg.options["text"])
+    given = options.read(Options, cfg).text
+    if given:
+        path = Path(given)
         if not path.is_file():
             raise UserError(f"--text {path}: no such file")
         return path.name, read_text(path)
@@ -72,6 +100,8 @@ def text_for(cfg: RunConfig) -> tuple[str, str]:
 
 
 def load(cfg: RunConfig) -> Splits:
+    """Every split holds the whole text's ids in order: `for_hparams` (which the runner calls) cuts the
+    training and validation chunks of the model's `seq_length` from them."""
     name, text = text_for(cfg)
     split = math.floor(TRAIN_SHARE * len(text))
     train_text, validation_text = text[:split], text[split:]
@@ -81,19 +111,30 @@ def load(cfg: RunConfig) -> Splits:
     validation_ids = np.array([index.get(c, 0) for c in validation_text], np.int32)
     counts = np.bincount(train_ids, minlength=len(vocabulary))[1:]
     probabilities = counts[counts > 0] / counts.sum()
+    state = CharState(vocabulary="".join(vocabulary), sample_prompt=sample_prompt(train_text))
     info = {
         "text": name,
         "characters": {"train": len(train_text), "validation": len(validation_text)},
-        "vocabulary": "".join(vocabulary),
+        # the characters this text's ids stand for: the trained vocabulary is the state's
+        "vocabulary": state.vocabulary,
         "vocabulary_size": len(vocabulary),
         "unknown_in_validation": int((validation_ids == 0).sum()),
         # bits per character of a model that knows only how often each character occurs
         "unigram_entropy_bits": float(-(probabilities * np.log2(probabilities)).sum()),
     }
-    # `test` holds every character's id in order: for_hparams cuts the chunks of a sequence length from it
     stream = tf.data.Dataset.from_tensor_slices(np.concatenate([train_ids, validation_ids]))
-    whole = Splits(train=stream, validation=stream, test=stream, info=info)
-    return for_hparams(whole, {"seq_length": cfg.hparams.get("seq_length", DEFAULT_SEQ_LENGTH)})
+    return Splits(train=stream, validation=stream, test=stream, info=info, state=state)
+
+
+def in_vocabulary(chunks: tf.data.Dataset, read_with: str, vocabulary: str) -> tf.data.Dataset:
+    """(input, target) chunks of ids into `read_with`, as ids into `vocabulary` (0: a character it lacks).
+
+    Re-evaluating a run reads today's text, whose vocabulary is its own: the model's ids are the run's."""
+    if read_with == vocabulary:
+        return chunks
+    index = {char: i for i, char in enumerate(vocabulary)}
+    ids = tf.constant([index.get(char, 0) for char in read_with], tf.int32)
+    return chunks.map(lambda x, y: (tf.gather(ids, x), tf.gather(ids, y)))
 
 
 def chunks(ids: tf.data.Dataset, seq_length: int) -> tf.data.Dataset:
@@ -134,5 +175,6 @@ def for_hparams(splits: Splits, values: dict) -> Splits:
         validation=chunks(splits.test.skip(train_size), validation_length),
         test=splits.test,
         info={**splits.info, "seq_length": seq_length, "validation_length": validation_length},
+        state=splits.state,
         cache_train=False,  # a cache would freeze the first epoch's offset
     )

@@ -8,7 +8,8 @@ from typing import Any
 
 import keras
 
-from projects.char_lstm.generate import SAMPLE_TEMPERATURES, Generator, generate, sample_prompt
+from projects.char_lstm.data import in_vocabulary
+from projects.char_lstm.generate import SAMPLE_TEMPERATURES, Generator, generate
 from shared.config import RunConfig
 from shared.data import batched
 from shared.project import Splits
@@ -21,10 +22,10 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
     # the training batch: under a strategy every batch must share out over the replicas as training's did
     replicas = model.distribute_strategy.num_replicas_in_sync
     batch = global_batch_size(cfg.batch_size, replicas, cfg.global_batch_size)
-    validation = batched(splits.validation, batch, shuffle=False, seed=cfg.seed, cache=False)
+    vocabulary, prompt = splits.state.vocabulary, splits.state.sample_prompt
+    chunks = in_vocabulary(splits.validation, splits.info["vocabulary"], vocabulary)
+    validation = batched(chunks, batch, shuffle=False, seed=cfg.seed, cache=False)
     loss = float(model.evaluate(validation, verbose=0, return_dict=True)["loss"])
-    vocabulary = splits.info["vocabulary"]
-    prompt = sample_prompt(splits)
     generator = Generator(model)
     samples = {
         t: generate(generator, vocabulary, prompt, SAMPLE_LENGTH, t, seed=cfg.seed)

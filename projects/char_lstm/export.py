@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from projects.char_lstm.generate import MAX_LENGTH, MIN_TEMPERATURE, Generator
-from shared.project import ServingEndpoint, Splits
+from shared.project import ServingEndpoint, Trained
 
 
 def checked_ids(text: tf.Tensor, temperature: tf.Tensor, characters: tf.Tensor) -> tf.Tensor:
@@ -64,8 +64,8 @@ def sample(logits: tf.Tensor, temperature: tf.Tensor, top_k: tf.Tensor, seed: tf
     return tf.random.stateless_categorical(scaled, 1, seed=tf.stack([seed, i]), dtype=tf.int32)[:, 0]
 
 
-def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
-    vocabulary = splits.info["vocabulary"]
+def serving_endpoint(model: keras.Model, trained: Trained) -> ServingEndpoint:
+    vocabulary = trained.state.vocabulary
     generator = Generator(model)
     characters = tf.constant(list(vocabulary))
 
@@ -108,9 +108,9 @@ def example_prompt(vocabulary: str) -> str:
     return vocabulary[1 : min(len(vocabulary), 6)]
 
 
-def step_endpoint(model: keras.Model, splits: Splits) -> dict[str, ServingEndpoint]:
+def step_endpoint(model: keras.Model, trained: Trained) -> dict[str, ServingEndpoint]:
     """{"generate_step": one step of `generate`, with the states carried by the caller}."""
-    vocabulary = splits.info["vocabulary"]
+    vocabulary = trained.state.vocabulary
     generator = Generator(model)
     characters = tf.constant(list(vocabulary))
     start = generator.initial_states(1)  # the structure (per layer, per state) to unpack into

@@ -18,9 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from shared.config import UserError
-from shared.project import Splits
-from shared.reporting import read_json
-from shared.runner import load_run
+from shared.run_folder import load_run
+from shared.trained import load_state
 
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 MIN_TEMPERATURE = 1e-3  # lower divides the logits into overflow; --top-k 1 is greedy anyway
@@ -110,15 +109,6 @@ def generate(
     return "".join(text)
 
 
-def sample_prompt(splits: Splits) -> str:
-    """The training text's first line (40 characters at most), ending in its newline: a prompt made of
-    known characters."""
-    vocabulary = splits.info["vocabulary"]
-    text_start = "".join(vocabulary[int(i)] for i in splits.test.take(41).as_numpy_iterator())
-    line = text_start.split("\n", 1)[0][:40]
-    return (line + "\n") if "\n" in vocabulary else (line or vocabulary[1])
-
-
 class TextSamples(keras.callbacks.Callback):
     """After each epoch: a sample at a few temperatures into samples/epoch_NNN.txt and TensorBoard text."""
 
@@ -165,7 +155,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
     load_run(run_dir)
-    vocabulary = read_json(run_dir / "metrics.json")["data"]["vocabulary"]
+    from projects.char_lstm import PROJECT  # the package imports this module
+
+    vocabulary = load_state(PROJECT, run_dir).vocabulary
     check_request(args.prompt, args.temperature, vocabulary, args.length)  # before loading the model
     if args.top_k < 0:
         raise UserError(f"--top-k must be 0 (off) or positive; got {args.top_k}")

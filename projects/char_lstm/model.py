@@ -18,7 +18,7 @@ RNN_CELLS = {"lstm": layers.LSTM, "gru": layers.GRU}
 
 
 def build_model(hp: kt.HyperParameters, splits: Splits | None = None) -> keras.Model:
-    vocabulary_size = splits.info["vocabulary_size"] if splits is not None else 66
+    vocabulary_size = len(splits.state.vocabulary) if splits is not None else 66
     hp.Int("seq_length", 50, 200, step=50, default=DEFAULT_SEQ_LENGTH)  # the chunks: see data.for_hparams
     embedding = hp.Int("embedding", 32, 256, step=32, default=64)
     cell = hp.Choice("cell", list(RNN_CELLS), default="lstm")

@@ -1,8 +1,10 @@
 """The network against logistic regression and gradient boosting, on the same split, in the same run.
 
 Each model's decision threshold is chosen on the validation split (the F1-best one, or the cheapest for
-`--false-negative-cost`), then every number is measured once on the test split. The baselines are
-scikit-learn pipelines over the same cleaned columns, with the same class weighting as the network.
+`--false-negative-cost`), then every number is measured once on the test split. The network's is chosen
+once, right after fitting, and kept in the run's state, so a later `evaluate` measures the threshold the run
+serves with. The baselines are scikit-learn pipelines over the same cleaned columns, with the same class
+weighting as the network.
 """
 
 from __future__ import annotations
@@ -32,13 +34,13 @@ from sklearn.metrics import (
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from projects.churn_ann.data import columns_of, frame_of, spec_for
-from shared import reporting
+from projects.churn_ann.data import ChurnState, Options, columns_of, frame_of
+from projects.churn_ann.table import DatasetSpec
+from shared import options, reporting
 from shared.config import RunConfig
 from shared.project import Splits
 from shared.runner import predict_split
 
-THRESHOLD_FILE = "threshold.json"
 IMPORTANCE_REPEATS = 5
 
 
@@ -56,6 +58,16 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, false_negative_cost
     return float(thresholds[np.argmin(cost)])
 
 
+def choose_network_threshold(model: keras.Model, splits: Splits) -> dict[str, Any]:
+    """After fitting (`Project.after_fit`): the network's threshold, chosen on the validation split, into
+    the state that state.json keeps."""
+    state: ChurnState = splits.state
+    _, labels = frame_of(splits.validation)
+    scores = predict_split(model, splits, "validation").reshape(-1)
+    state.threshold = choose_threshold(labels, scores, state.false_negative_cost)
+    return {}  # evaluate reports it with the scores measured at it
+
+
 def scores_at(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
     decisions = (probabilities >= threshold).astype(int)
     return {
@@ -70,10 +82,10 @@ def scores_at(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -
     }
 
 
-def baselines(cfg: RunConfig, seed: int) -> dict[str, Any]:
+def baselines(chosen: Options, seed: int) -> dict[str, Any]:
     """Unfitted scikit-learn pipelines over the raw columns: one-hot categories, standardised numbers."""
-    spec = spec_for(cfg)
-    weight = "balanced" if cfg.options.get("class_weight", "balanced") == "balanced" else None
+    spec = chosen.spec
+    weight = "balanced" if chosen.class_weight == "balanced" else None
 
     def encoder() -> ColumnTransformer:
         return ColumnTransformer(
@@ -96,55 +108,47 @@ def baselines(cfg: RunConfig, seed: int) -> dict[str, Any]:
 class NetworkClassifier(ClassifierMixin, BaseEstimator):
     """The trained network (FeatureSpace + model) as a scikit-learn classifier of raw-column frames."""
 
-    def __init__(self, model: keras.Model | None = None, splits: Splits | None = None, cfg=None):
-        self.model, self.splits, self.cfg = model, splits, cfg
+    def __init__(
+        self, model: keras.Model | None = None, splits: Splits | None = None, spec: DatasetSpec | None = None
+    ):
+        self.model, self.splits, self.spec = model, splits, spec
 
     def fit(self, features: pd.DataFrame, labels: np.ndarray | None = None) -> NetworkClassifier:
         self.classes_ = np.array([0, 1])  # already trained: fit only declares the classes
         return self
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        encoded = self.splits.preprocessor(columns_of(features, spec_for(self.cfg)))
+        encoded = self.splits.preprocessor(columns_of(features, self.spec))
         churn = np.asarray(self.model.predict(encoded, batch_size=4096, verbose=0)).reshape(-1)
         return np.stack([1 - churn, churn], axis=1)
 
 
 def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    cost = cfg.options.get("false_negative_cost")
+    state: ChurnState = splits.state
+    chosen = options.read(Options, cfg)
     train_x, train_y = frame_of(splits.train)
     val_x, val_y = frame_of(splits.validation)
     test_x, test_y = frame_of(splits.test)
 
-    predictions = {}  # name -> (validation probabilities, test probabilities)
-    val_p = predict_split(model, splits, "validation").reshape(-1)
-    test_p = predict_split(model, splits, "test").reshape(-1)
-    predictions["network"] = (val_p, test_p)
-    for name, pipeline in baselines(cfg, cfg.seed).items():
+    # the network at the threshold it serves with, chosen after fitting; each baseline at its own
+    test_probabilities = {"network": predict_split(model, splits, "test").reshape(-1)}
+    comparison = {"network": scores_at(test_y, test_probabilities["network"], state.threshold)}
+    for name, pipeline in baselines(chosen, cfg.seed).items():
         pipeline.fit(train_x, train_y)
-        predictions[name] = (pipeline.predict_proba(val_x)[:, 1], pipeline.predict_proba(test_x)[:, 1])
-
-    comparison = {}
-    for name, (val_p, test_p) in predictions.items():
-        comparison[name] = scores_at(test_y, test_p, choose_threshold(val_y, val_p, cost))
+        val_p, test_p = (pipeline.predict_proba(x)[:, 1] for x in (val_x, test_x))
+        threshold = choose_threshold(val_y, val_p, state.false_negative_cost)
+        comparison[name] = scores_at(test_y, test_p, threshold)
+        test_probabilities[name] = test_p
     network = comparison["network"]
     reporting.write_table(run_dir, "test_scores_of_every_model", comparison)
-    reporting.write_json(
-        run_dir / THRESHOLD_FILE,
-        {"threshold": network["threshold"], "chosen_by": "max F1" if cost is None else f"FN cost {cost}"},
-    )
-    chosen_by = "max validation F1" if cost is None else f"validation cost, FN = {cost} x FP"
-    # `train` exports right after evaluating, with these same splits: the page's page.json gets the threshold
-    # from here, as page_info sees only the splits
-    splits.info.update(threshold=network["threshold"], threshold_chosen_by=chosen_by)
 
     plots = run_dir / "plots"
-    test_probabilities = {name: p for name, (_, p) in predictions.items()}
     for kind, filename in (("roc", "roc_curves"), ("pr", "pr_curves"), ("calibration", "calibration")):
         reporting.plot_score_curves(test_y, test_probabilities, plots / f"{filename}.png", kind)
-    decisions = (predictions["network"][1] >= network["threshold"]).astype(int)
+    decisions = (test_probabilities["network"] >= state.threshold).astype(int)
     reporting.plot_confusion_matrix(test_y, decisions, ["stays", "churns"], plots / "confusion_matrix.png")
     importance = permutation_importance(
-        NetworkClassifier(model, splits, cfg).fit(test_x),
+        NetworkClassifier(model, splits, chosen.spec).fit(test_x),
         test_x,
         test_y,
         scoring="roc_auc",
@@ -157,7 +161,7 @@ def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) 
 
     return {
         **network,
-        "threshold_chosen_by": chosen_by,
+        "threshold_chosen_by": state.threshold_chosen_by,
         "test_size": len(test_y),
         "baselines": {name: comparison[name] for name in comparison if name != "network"},
         "permutation_importance_roc_auc": {name: round(float(v), 4) for name, v in drops.items()},

@@ -13,8 +13,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from projects.churn_ann.data import DATASETS, frame_of
-from shared.project import ServingEndpoint, Splits
+from projects.churn_ann.data import ChurnState, columns_of, frame_of
+from projects.churn_ann.table import DATASETS
+from shared.project import ServingEndpoint, Splits, Trained
 
 EXAMPLES = 64
 # The page cannot send NaN (JSON has none: the browser's JSON.stringify writes null), so it fills a blank
@@ -23,45 +24,44 @@ EXAMPLES = 64
 BLANK_RULES = {"TotalCharges": {"product_of": ["tenure", "MonthlyCharges"]}}
 
 
-def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
-    preprocessor = splits.preprocessor
-    blank_fills = DATASETS[splits.info["dataset"]].blank_fills
+def examples(splits: Splits) -> dict[str, np.ndarray]:
+    """The first test customers, one array per raw column, kept in the run folder to check its exports."""
+    features, _ = frame_of(splits.test.take(EXAMPLES))
+    return columns_of(features, DATASETS[splits.state.dataset])  # text as str arrays: .npz needs no pickle
+
+
+def serving_endpoint(model: keras.Model, trained: Trained) -> ServingEndpoint:
+    preprocessor = trained.preprocessor
+    spec = DATASETS[trained.state.dataset]
 
     def serve(columns: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         columns = dict(columns)
-        for name, fill in blank_fills.items():  # NaN where the CSV is blank: the rule training used
+        for name, fill in spec.blank_fills.items():  # NaN where the CSV is blank: the rule training used
             columns[name] = tf.where(tf.math.is_nan(columns[name]), fill(columns), columns[name])
         churn = model(preprocessor(columns), training=False)
         return {"churn_probability": tf.reshape(churn, [-1])}
 
-    features, _ = frame_of(splits.test.take(EXAMPLES))
-    examples = {name: _plain(features[name].to_numpy()) for name in features.columns}
     signature = {
-        name: tf.TensorSpec([None], tf.string if values.dtype.kind in "OUS" else values.dtype, name)
-        for name, values in examples.items()
+        **{name: tf.TensorSpec([None], tf.string, name) for name in spec.strings},
+        **{name: tf.TensorSpec([None], tf.int64, name) for name in spec.integers},
+        **{name: tf.TensorSpec([None], tf.float32, name) for name in spec.numbers},
     }
-    return serve, [signature], examples
+    return serve, [signature], trained.examples
 
 
-def _plain(values: np.ndarray) -> np.ndarray:
-    """Text as a fixed-width unicode array: it saves to .npz without pickling, unlike object arrays."""
-    return values.astype(str) if values.dtype == object else values
-
-
-def page_info(splits: Splits) -> dict[str, Any]:
-    """The form's fields, from the run's own training split and adapted FeatureSpace, and its threshold.
+def page_info(trained: Trained) -> dict[str, Any]:
+    """The form's fields, from the run's adapted FeatureSpace and its state, and its threshold.
 
     A category's choices are the vocabulary the saved FeatureSpace learned (anything else would only land
     in the out-of-vocabulary bucket); its default is the most frequent one. A number's default is its
-    training median, and its training range is shown beside it. The threshold is the one `evaluate` chose
-    on the validation split; `train` evaluates before it exports, so it is there, but `export` on its own
-    evaluates nothing and the page then says it has none.
+    training median, and its training range is shown beside it. The threshold is the one chosen on the
+    validation split after fitting.
     """
-    spec = DATASETS[splits.info["dataset"]]
-    train, _ = frame_of(splits.train)
+    state: ChurnState = trained.state
+    spec = DATASETS[state.dataset]
     columns: list[dict[str, Any]] = []
     for name in spec.strings + spec.integers:
-        lookup = splits.preprocessor.preprocessors[name]
+        lookup = trained.preprocessor.preprocessors[name]
         vocabulary = [_json_value(v) for v in lookup.get_vocabulary(include_special_tokens=False)]
         columns.append(
             {
@@ -73,23 +73,24 @@ def page_info(splits: Splits) -> dict[str, Any]:
             }
         )
     for name in spec.numbers:
-        values = train[name].to_numpy(np.float64)
+        summary = state.number_summaries[name]
         column = {
             "name": name,
             "kind": "number",
             "type": "float32",
-            "default": round(float(np.median(values)), 2),
-            "min": round(float(values.min()), 2),
-            "max": round(float(values.max()), 2),
+            "default": summary["median"],
+            "min": summary["min"],
+            "max": summary["max"],
         }
         if name in spec.blank_fills:
             column["blank"] = BLANK_RULES[name]
         columns.append(column)
-    info = {"columns": columns, "target": splits.info["target"]}
-    if "threshold" in splits.info:
-        info["threshold"] = splits.info["threshold"]
-        info["threshold_chosen_by"] = splits.info["threshold_chosen_by"]
-    return info
+    return {
+        "columns": columns,
+        "target": spec.target_description,
+        "threshold": state.threshold,
+        "threshold_chosen_by": state.threshold_chosen_by,
+    }
 
 
 def _json_value(value: Any) -> Any:

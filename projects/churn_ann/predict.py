@@ -1,8 +1,8 @@
 """`predict RUN_DIR customers.csv [--out scored.csv]`: churn probability and decision for every row.
 
 Rows go through the run's exported SavedModel (raw columns in), and the decision uses the threshold the
-run chose on its validation split. A bad row does not stop the file: it is written with the reason in
-`problem` and no score, and listed on stderr by line; the exit code is then 1.
+run chose on its validation split, read from its state.json. A bad row does not stop the file: it is
+written with the reason in `problem` and no score, and listed on stderr by line; the exit code is then 1.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from projects.churn_ann.data import columns_of, read_csv, spec_for
-from projects.churn_ann.evaluate import THRESHOLD_FILE
+from projects.churn_ann.data import columns_of
+from projects.churn_ann.table import DATASETS, read_csv
 from shared.export import saved_model_of, serve_saved_model
-from shared.reporting import read_json
-from shared.runner import load_run
+from shared.run_folder import load_run
+from shared.trained import load_state
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,11 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from projects.churn_ann import PROJECT  # here: the package imports this module
+
     run_dir = Path(args.run)
-    cfg = load_run(run_dir)
+    load_run(run_dir)  # a finished run folder, or an error that says what it lacks
     saved_model = saved_model_of(run_dir)
-    threshold = float(read_json(run_dir / THRESHOLD_FILE)["threshold"])
-    spec = spec_for(cfg)
+    state = load_state(PROJECT, run_dir)
+    threshold, spec = state.threshold, DATASETS[state.dataset]
     table = read_csv(Path(args.csv), spec, need_target=False)
 
     scored = table.raw.copy()

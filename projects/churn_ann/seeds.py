@@ -3,21 +3,24 @@
 The split stays fixed (`--split-seed`); only the network's initialisation and shuffling change, so the
 spread is the seed noise the README's "beats its baselines" claim is measured against. Each seed is a full
 run in `<folder>/seed-<S>`; rerunning the command with that folder as `--run-dir` skips seeds already
-finished and resumes a killed one.
+finished and resumes a killed one. `seeds.csv` / `seeds.md` hold every seed's scores, `seeds.md` and
+`summary.json` their mean and spread.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from shared import reporting
-from shared.cli import add_project_options, add_run_arguments, config_from_args
-from shared.config import UserError
-from shared.runner import series_folder, train_in_series
+from shared.config import RunConfig, UserError
+from shared.project import Project
+from shared.series import Member, series_command
 
+MODELS = ("network", "logistic_regression", "gradient_boosting")
 SCORES = (
     "test_roc_auc",
     "test_pr_auc",
@@ -30,52 +33,64 @@ SCORES = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from projects.churn_ann import PROJECT
-
     parser.add_argument(
         "--n", type=int, default=5, help="how many seeds, from --seed up (default: %(default)s)"
     )
-    add_run_arguments(parser, PROJECT.defaults)
-    add_project_options(parser, PROJECT)
 
 
-def run(args: argparse.Namespace) -> int:
-    from projects.churn_ann import PROJECT
-
+def members(base: RunConfig, args: argparse.Namespace) -> list[Member]:
     if args.n < 2:
         raise UserError("--n must be at least 2: one seed has no spread")
-    base = config_from_args(PROJECT, args)
-    folder = series_folder(PROJECT, base, "seeds")
-    rows = []
-    for seed in range(base.seed, base.seed + args.n):
-        metrics = train_in_series(
-            PROJECT, dataclasses.replace(base, seed=seed, run_dir=str(folder / f"seed-{seed}"))
-        )
-        rows.append({"seed": seed, "model": "network", **{k: metrics[k] for k in SCORES}})
-        for name, scores in metrics["baselines"].items():
-            rows.append({"seed": seed, "model": name, **{k: scores[k] for k in SCORES}})
-    summary = summarise(pd.DataFrame(rows))
+    return [(f"seed-{seed}", {"seed": seed}) for seed in range(base.seed, base.seed + args.n)]
+
+
+def row(metrics: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """One seed's scores of every model, as `<model> <score>` columns."""
+    scores = {"network": metrics, **metrics["baselines"]}
+    return {f"{model} {score}": scores[model][score] for model in MODELS for score in SCORES}
+
+
+def finish(folder: Path, table: pd.DataFrame, args: argparse.Namespace) -> str:
+    """summary.json and the mean ± std table over the seeds."""
+    summary = summarise(table)
     reporting.write_json(
-        folder / "summary.json", {"seeds": args.n, "first_seed": base.seed, "models": summary}
+        folder / "summary.json", {"seeds": args.n, "first_seed": args.seed, "models": summary}
     )
-    table = reporting.markdown_table(
+    lines = reporting.markdown_table(
         {
             model: {k: f"{v['mean']:.4f} ± {v['std']:.4f}" for k, v in scores.items()}
             for model, scores in summary.items()
         }
     )
-    text = f"# churn_ann over {args.n} seeds (mean ± std)\n\n" + "\n".join(table) + "\n"
-    (folder / "summary.md").write_text(text)
-    print(text)
-    print(folder)
-    return 0
+    return f"\n# churn_ann over {args.n} seeds (mean ± std)\n\n" + "\n".join(lines) + "\n"
 
 
-def summarise(frame: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
-    """{model: {score: {mean, std}}} over seeds (std with n-1 degrees of freedom)."""
-    grouped = frame.drop(columns="seed").groupby("model", sort=False)
-    means, stds = grouped.mean(), grouped.std(ddof=1)
+def summarise(table: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+    """{model: {score: {mean, std}}} over the seeds (rows; std with n-1 degrees of freedom)."""
     return {
-        model: {k: {"mean": float(means.at[model, k]), "std": float(stds.at[model, k])} for k in SCORES}
-        for model in means.index
+        model: {
+            score: {
+                "mean": float(table[f"{model} {score}"].mean()),
+                "std": float(table[f"{model} {score}"].std(ddof=1)),
+            }
+            for score in SCORES
+        }
+        for model in MODELS
     }
+
+
+def _project() -> Project:
+    from projects.churn_ann import PROJECT  # here: the package imports this module
+
+    return PROJECT
+
+
+COMMAND = series_command(
+    _project,
+    "train with N seeds; mean and spread of every score",
+    "seeds",
+    members,
+    row,
+    finish,
+    add_arguments,
+)

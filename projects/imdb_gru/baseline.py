@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 from shared import reporting
 from shared.cli import add_project_options, add_run_arguments, config_from_args
 from shared.data import in_memory
-from shared.runner import series_folder
+from shared.series import series_folder
 
 STRENGTHS = (1.0, 4.0, 16.0)  # logistic regression's C: inverse regularisation, chosen on validation
 

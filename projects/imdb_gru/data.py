@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import tarfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,8 +20,10 @@ import numpy as np
 import tensorflow as tf
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
+from shared import options
 from shared.config import RunConfig, UserError
 from shared.data import DatasetMissingError, RemoteFile, locate
+from shared.options import option
 from shared.project import Splits
 
 LABELLED = RemoteFile(dataset="imdb", filename="aclImdb_labelled.tar.gz")  # the labelled folders only
@@ -30,7 +33,6 @@ ORIGINAL = RemoteFile(
     url="https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
     sha256="c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",
 )
-VALIDATION_SIZE = 5_000
 MAX_TOKENS = 30_000  # the vectorizer's vocabulary; the model's `vocab_size` hp uses the most frequent part
 MAX_LENGTH = 600  # tokens kept per review; the model's `sequence_length` hp keeps the first part
 CLASS_NAMES = ["negative", "positive"]
@@ -41,6 +43,18 @@ SMOKE_SIZES = {"train": 1_600, "test": 400}
 # training batches hold reviews of about the same number of words (half of IMDB's are under 175), so the
 # recurrent layers step over little padding: the model trims each batch to its longest review
 LENGTH_BUCKETS = (64, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512)
+
+
+@dataclass(frozen=True)
+class Options:
+    validation_reviews: int = option(
+        5_000, "training reviews held out to choose the epoch, about (whole films at a time)"
+    )
+
+    def __post_init__(self):
+        if not 500 <= self.validation_reviews <= 12_500:
+            count = self.validation_reviews
+            raise UserError(f"--validation-reviews {count}: give 500-12,500 reviews (whole films at a time)")
 
 
 def word_count(text: tf.Tensor) -> tf.Tensor:
@@ -195,6 +209,7 @@ def validation_split(train: Reviews, size: int, seed: int):
 
 
 def load(cfg: RunConfig) -> Splits:
+    validation_reviews = options.read(Options, cfg).validation_reviews
     if cfg.smoke:
         reviews = {
             split: Reviews(*generate_reviews(size, seed=cfg.seed + i), films=None)
@@ -204,7 +219,7 @@ def load(cfg: RunConfig) -> Splits:
     else:
         path = archive_path(cfg.resolved_data_dir())
         reviews = read_reviews(path)
-        source, validation_size = str(path), int(cfg.options.get("validation_reviews") or VALIDATION_SIZE)
+        source, validation_size = str(path), validation_reviews
     train_x, val_x, train_y, val_y, validation_by = validation_split(
         reviews["train"], validation_size, cfg.seed
     )

@@ -7,9 +7,10 @@ from typing import Any
 
 import keras
 import numpy as np
-from sklearn.metrics import log_loss, roc_auc_score
 
+from projects.imdb_gru.data import CLASS_NAMES
 from shared import reporting
+from shared.classification import evaluate_binary
 from shared.config import RunConfig
 from shared.data import in_memory
 from shared.project import Splits
@@ -28,32 +29,20 @@ def test_predictions(model: keras.Model, splits: Splits) -> tuple[list[str], np.
 
 def evaluate(model: keras.Model, splits: Splits, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     texts, labels, probabilities = test_predictions(model, splits)
-    predicted = (probabilities >= 0.5).astype(int)
-    plots = run_dir / "plots"
-    reporting.plot_confusion_matrix(
-        labels, predicted, splits.info["class_names"], plots / "confusion_matrix.png"
+    evaluation = evaluate_binary(
+        labels, probabilities, CLASS_NAMES, run_dir / "plots", model.name, mistakes=MISTAKES_SHOWN
     )
-    reporting.plot_score_curves(labels, {model.name: probabilities}, plots / "roc_curve.png", "roc")
-
-    wrong = np.flatnonzero(predicted != labels)
-    surest = wrong[np.argsort(-np.abs(probabilities[wrong] - 0.5))][:MISTAKES_SHOWN]
     reporting.write_table(
         run_dir,
         "most_confident_mistakes",
         {
             f"{rank + 1}": {
-                "true": splits.info["class_names"][labels[i]],
+                "true": CLASS_NAMES[labels[i]],
                 "positive_probability": round(float(probabilities[i]), 4),
                 "review": " ".join(texts[i][:SNIPPET].split()) + ("..." if len(texts[i]) > SNIPPET else ""),
             }
-            for rank, i in enumerate(surest)
+            for rank, i in enumerate(evaluation.surest_mistakes)
         },
         columns=["true", "positive_probability", "review"],
     )
-    return {
-        "test_accuracy": float(np.mean(predicted == labels)),
-        "test_roc_auc": float(roc_auc_score(labels, probabilities)),
-        "test_loss": float(log_loss(labels, np.clip(probabilities, 1e-7, 1 - 1e-7))),
-        "test_errors": len(wrong),
-        "test_size": len(labels),
-    }
+    return evaluation.metrics

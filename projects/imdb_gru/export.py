@@ -10,17 +10,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from shared.project import ServingEndpoint, Splits
+from shared.project import ServingEndpoint, Splits, Trained
 
 EXAMPLES = 32
 
 
-def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
-    vectorizer = splits.preprocessor
+def examples(splits: Splits) -> dict[str, np.ndarray]:
+    """The first test reviews as text, kept in the run folder to check every export of the run with."""
+    texts = [text.decode("utf-8") for text, _ in splits.test.take(EXAMPLES).as_numpy_iterator()]
+    return {"text": np.array(texts)}  # str, not object: .npz keeps it without pickling
+
+
+def serving_endpoint(model: keras.Model, trained: Trained) -> ServingEndpoint:
+    vectorizer = trained.preprocessor  # the one the run adapted, from preprocessor.keras
 
     def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
         probability = tf.reshape(model(vectorizer(text), training=False), [-1])
         return {"positive_probability": probability}
 
-    texts = [t.decode("utf-8") for t, _ in splits.test.take(EXAMPLES).as_numpy_iterator()]
-    return serve, [tf.TensorSpec([None], tf.string, name="text")], {"text": np.array(texts)}
+    return serve, [tf.TensorSpec([None], tf.string, name="text")], trained.examples

@@ -9,6 +9,7 @@ PROJECT = Project(
     build_model=model.build_model,
     evaluate=evaluate.evaluate,
     serving_endpoint=export.serving_endpoint,
+    examples=export.examples,
     objective="val_accuracy",
     defaults={"epochs": 8, "batch_size": 128},
     commands={"predict": Command("print the digit in each image file", predict.add_arguments, predict.run)},

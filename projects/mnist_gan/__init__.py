@@ -1,16 +1,9 @@
 """mnist_gan: a DCGAN on MNIST (optionally class-conditional), trained by `fit`, scored by IS and FID."""
 
-import argparse
 from pathlib import Path
 
 from projects.mnist_gan import data, evaluate, export, generate, model, samples
 from shared.project import Command, Project, Splits
-
-
-def add_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--conditional", action="store_true", help="train a class-conditional GAN (generate --digit D)"
-    )
 
 
 def sample_callbacks(splits: Splits, run_dir: Path) -> list:
@@ -25,9 +18,10 @@ PROJECT = Project(
     serving_endpoint=export.serving_endpoint,
     objective="val_fid",
     objective_direction="min",
-    # the schedule callbacks drive `model.optimizer`; a GAN has two optimizers of its own
-    defaults={"epochs": 30, "batch_size": 128, "lr_schedule": "constant"},
-    add_options=add_options,
+    defaults={"epochs": 30, "batch_size": 128},
+    # its two optimizers are its own; the runner's schedules drive `model.optimizer` only
+    owns_learning_rate=True,
+    options=data.Options,
     callbacks=sample_callbacks,
     after_fit=lambda model, splits: model.fit_code_shares(splits.train),
     commands={

@@ -1,4 +1,7 @@
-"""Serving signature: latent vectors (and digits, when conditional) in, uint8 images [N, 28, 28] out."""
+"""Serving signature: latent vectors (and digits, when conditional) in, uint8 images [N, 28, 28] out.
+
+It needs nothing from the data: the latent size and whether the model is conditional are the model's own,
+and the export is checked on random latent vectors."""
 
 from __future__ import annotations
 
@@ -6,10 +9,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from shared.project import ServingEndpoint, Splits
+from shared.project import ServingEndpoint, Trained
 
 
-def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
+def serving_endpoint(model: keras.Model, trained: Trained) -> ServingEndpoint:
     generator, latent_dim = model.sampler, model.latent_dim
     latent_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="latent")
     rng = np.random.default_rng(0)

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from projects.mnist_gan import samples
+from projects.mnist_gan.data import Options
+from shared import options
 from shared.config import UserError
 from shared.export import saved_model_of, serve_saved_model
 from shared.reporting import read_json
-from shared.runner import load_run
+from shared.run_folder import load_run
 
 MAX_IMAGES = 10_000
 
@@ -41,7 +43,7 @@ def check_request(n: int, digit: int | None, conditional: bool, seed: int = 0, o
 
 def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
-    conditional = bool(load_run(run_dir).options.get("conditional"))
+    conditional = options.read(Options, load_run(run_dir)).conditional
     check_request(args.n, args.digit, conditional, args.seed, args.out)
     path = saved_model_of(run_dir)
     latent_dim = int(read_json(run_dir / "hparams.json")["latent_dim"])

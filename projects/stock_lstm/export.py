@@ -3,7 +3,8 @@
 `ohlcv` is [N, lookback + 20, 5]: per request, the most recent lookback + 20 days of adjusted Open, High,
 Low, Close and Volume, oldest first (the features of a day need the 20 days before it). The features, the
 scaler of the run's training days and the model are all inside the SavedModel; it returns the forecast
-log return and the close it implies for the day after the last row.
+log return and the close it implies for the day after the last row. The scaler, the lookback and the page's
+days come from the run's state (state.json), never from the prices again.
 """
 
 from __future__ import annotations
@@ -14,17 +15,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from projects.stock_lstm.data import Scaler, options_of, table_of, walk_forward_folds
+from projects.stock_lstm.data import Scaler, history_of
 from projects.stock_lstm.features import COLUMNS, WARMUP, compute_features
-from shared.data import in_memory
-from shared.project import ServingEndpoint, Splits
+from shared.project import ServingEndpoint, Splits, Trained
 
 
-def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
-    lookback = model.input_shape[1]
-    scaler = Scaler.from_json(splits.info["scaler"])
+def examples(splits: Splits) -> dict[str, np.ndarray]:
+    """Three requests ending at each of the run's last three days, kept in the run folder to check every
+    export of the run with."""
+    _, history = history_of(splits)
+    days = splits.state.lookback + WARMUP
+    history = history.astype(np.float32)
+    return {"ohlcv": np.stack([history[-days - i : len(history) - i] for i in (2, 1, 0)])}
+
+
+def serving_endpoint(model: keras.Model, trained: Trained) -> ServingEndpoint:
+    scaler = Scaler.from_json(trained.state.scaler)
     mean, std = tf.constant(scaler.mean, tf.float32), tf.constant(scaler.std, tf.float32)
-    days = lookback + WARMUP
+    days = trained.state.lookback + WARMUP
 
     def serve(ohlcv: tf.Tensor) -> dict[str, tf.Tensor]:
         checks = [
@@ -38,38 +46,25 @@ def serving_endpoint(model: keras.Model, splits: Splits) -> ServingEndpoint:
         log_return = scaler.target_mean + scaler.target_std * tf.cast(forecast, tf.float32)
         return {"log_return": log_return, "close_forecast": ohlcv[:, -1, 3] * tf.exp(log_return)}
 
-    rows, _ = in_memory(splits.test)
-    history = rows["ohlcv"].astype(np.float32)
-    examples = {"ohlcv": np.stack([history[-days - i : len(history) - i] for i in (2, 1, 0)])}
-    return serve, [tf.TensorSpec([None, days, 5], tf.float32, name="ohlcv")], examples
+    return serve, [tf.TensorSpec([None, days, 5], tf.float32, name="ohlcv")], trained.examples
 
 
-def page_info(splits: Splits) -> dict[str, Any]:
+def page_info(trained: Trained) -> dict[str, Any]:
     """What the page needs beyond the signature: the window's length, the run's own last days (so it can
     forecast with no data file) and the days its walk-forward test covered.
 
     The days are the series the run read (adjusted as training adjusted them), under its name without
-    ".csv": SPY for stocks/SPY.csv. The model's test error and persistence's are not here: page_info sees
-    only the splits, so the page reads them from the run's test_* metrics (evaluate.summarise).
+    ".csv": SPY for stocks/SPY.csv. The model's test error and persistence's are not here: the page reads
+    them from the run's test_* metrics (evaluate.summarise), which the server lists with the model.
     """
-    lookback = int(splits.info["lookback"])
-    days = lookback + WARMUP
-    rows, _ = in_memory(splits.test)
-    dates = rows["date"].astype("datetime64[D]")
-    table = table_of(splits)
-    folds = walk_forward_folds(table.samples, lookback, *options_of(splits.info))
-    # the days forecast, as evaluate dates them: a sample's target is the day after it
-    first, last = table.dates[folds[0].test[0] + 1], table.dates[folds[-1].test[1]]
+    state = trained.state
     return {
-        "window_days": days,
-        "lookback": lookback,
+        "window_days": state.lookback + WARMUP,
+        "lookback": state.lookback,
         "warmup": WARMUP,
         "columns": list(COLUMNS),
-        "test_period": [str(first), str(last)],
+        "test_period": state.test_period,
         "tickers": {
-            str(splits.info["name"]).removesuffix(".csv"): {
-                "dates": [str(day) for day in dates[-days:]],
-                "ohlcv": rows["ohlcv"][-days:].tolist(),
-            }
+            state.name.removesuffix(".csv"): {"dates": state.last_dates, "ohlcv": state.last_ohlcv},
         },
     }

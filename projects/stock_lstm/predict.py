@@ -16,12 +16,14 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from projects.stock_lstm.data import DEFAULT_TICKER, cache_path, download_prices, read_prices
+from projects.stock_lstm.data import Options
 from projects.stock_lstm.features import WARMUP
+from projects.stock_lstm.prices import cache_path, download_prices, read_prices
+from shared import options
 from shared.config import UserError
 from shared.export import SIGNATURE, saved_model_of
-from shared.reporting import read_json
-from shared.runner import load_run
+from shared.run_folder import load_run
+from shared.trained import load_state
 
 STALE_BUSINESS_DAYS = 4  # a cached file older than this gets a warning
 
@@ -35,14 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from projects.stock_lstm import PROJECT  # here: the package imports this module
+
     run_dir = Path(args.run)
     cfg = load_run(run_dir)
     saved_model = saved_model_of(run_dir)
-    lookback = int(read_json(run_dir / "hparams.json")["lookback"])
+    lookback = load_state(PROJECT, run_dir).lookback
     if args.csv:
         prices = read_prices(Path(args.csv))
     else:
-        ticker = args.ticker or cfg.options.get("ticker") or DEFAULT_TICKER
+        ticker = args.ticker or options.read(Options, cfg).source_ticker
         path = cache_path(Path(args.data_dir) if args.data_dir else cfg.resolved_data_dir(), ticker)
         if not path.is_file():
             download_prices(ticker, None, None, path)

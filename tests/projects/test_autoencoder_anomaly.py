@@ -1,138 +1,24 @@
-"""autoencoder_anomaly: reading series, scoring and detection metrics, and training, serving, predicting
-and the category table on generated series with anomalies in known places."""
+"""autoencoder_anomaly: training, serving, predicting and the category table on generated series with
+anomalies in known places (what needs no trained model is in test_autoencoder_anomaly_parts.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from projects.autoencoder_anomaly.data import (
-    parse_series,
-    read_nab,
-    synthetic_series,
-    window_starts,
-)
-from projects.autoencoder_anomaly.detect import overlap_average, threshold_from
-from projects.autoencoder_anomaly.evaluate import detection_scores
+from projects.autoencoder_anomaly.series import synthetic_series
 from shared.config import UserError
 from tests.conftest import last_line, run_cli
+from tests.projects.test_autoencoder_anomaly_parts import series_csv, write_nab
 from tests.serving_helpers import check_served_like_in_process
 
 FAST = ("--epochs", "30")
-
-
-def series_csv(series, rows: slice = slice(None)) -> str:
-    stamps = [str(t).replace("T", " ") for t in series.timestamps[rows]]
-    values = [f"{v:.5f}" for v in series.values[rows]]
-    return "timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in zip(stamps, values, strict=True))
-
-
-def test_bad_rows_are_named_by_line_and_never_become_numbers():
-    text = (
-        "timestamp,value\n"
-        "2020-01-01 00:00:00,1.0\n"
-        "2020-01-01 00:05:00,abc\n"  # line 3
-        "yesterday,2.0\n"  # line 4
-        "2020-01-01 00:15:00,\n"  # line 5
-        "2020-01-01 00:20:00,inf\n"  # line 6
-        "\n"
-        "2020-01-01 01:20:00,3.0\n"  # line 8: a gap of an hour
-        "2020-01-01 01:10:00,4.0\n"  # line 9: back in time
-        "2020-01-01 01:15:00,5.0\n"
-        ",\n"  # line 11: a row of empty cells is a row with a problem, not a blank line
-        "2020,6.0\n"  # line 12: a year alone is not a timestamp
-    )
-    series = parse_series(text, "s.csv")
-    assert sorted(series.problems) == [3, 4, 5, 6, 11, 12]
-    assert "line 3: value 'abc' is not a finite number" in series.problems[3]
-    assert "line 4: timestamp 'yesterday' is not a date and time" in series.problems[4]
-    assert np.isnan(series.values[1:5]).all() and list(series.values[[0, 5, 6, 7]]) == [1, 3, 4, 5]
-    assert series.step_seconds == 300
-    assert any(note.startswith("line 8: gap of 1 h") for note in series.notes), series.notes
-    assert any(note.startswith("line 9: timestamp is not after") for note in series.notes)
-    assert len(parse_series("\ufefftimestamp,value\n2020-01-01,1\n", "bom.csv").values) == 1  # a BOM
-    with pytest.raises(UserError, match="must name the columns timestamp and value"):
-        parse_series("time,val\n1,2\n", "s.csv")
-
-
-def test_no_window_crosses_an_unusable_row():
-    usable = np.ones(20, dtype=bool)
-    usable[7] = False
-    starts = window_starts(usable, 4)
-    assert list(starts) == [0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16]
-    assert list(window_starts(usable, 4, stop=12)) == [0, 1, 2, 3, 8]
-
-
-def test_labels_follow_nab_windows_both_ends_included():
-    series = synthetic_series(seed=1)
-    assert len(series.windows) == 6 and series.labels.sum() > 0
-    inside = series.timestamps[series.labels == 1]
-    for start, end in series.windows:  # each window's first and last timestamps are labelled
-        assert np.datetime64(start.replace(" ", "T")) in inside
-        assert np.datetime64(end.replace(" ", "T")) in inside
-    assert series.labels.sum() == 6 * 81  # 81 rows of 5 minutes from start to end, both included
-
-
-def test_overlap_average_and_threshold_rules():
-    per_window = np.array([[1.0, 1.0, 1.0], [4.0, 4.0, 4.0]])  # two windows of 3 over 4 rows
-    np.testing.assert_allclose(overlap_average(per_window).numpy(), [1.0, 2.5, 2.5, 4.0])
-    scores = np.array([np.nan, 1.0, 2.0, 3.0, 4.0])
-    assert threshold_from(scores, "max") == 4.0
-    assert threshold_from(scores, "50") == 2.5
-    assert threshold_from(scores, "2sigma") == pytest.approx(2.5 + 2 * np.std([1.0, 2, 3, 4]))
-
-
-def test_window_level_detection_counts_events_not_rows():
-    labels = np.zeros(100, dtype=int)
-    labels[20:30] = 1  # window A: found
-    labels[60:70] = 1  # window B: missed
-    scores = np.zeros(100)
-    scores[25:28] = 5  # one detection in A
-    scores[80:90] = 5  # one false alarm of ten rows
-    scores[95] = np.nan  # unscored: neither flagged nor counted in the AUCs
-    result = detection_scores(scores, labels, threshold=1.0)
-    assert (result["detections"], result["false_alarms"], result["windows_found"]) == (2, 1, 1)
-    assert result["precision"] == 0.5 and result["recall"] == 0.5 and result["f1"] == 0.5
-    assert 0 < result["pr_auc"] < 1 and result["flagged_rows"] == 13
-    nothing = detection_scores(np.zeros(100), labels, threshold=1.0)
-    assert (nothing["detections"], nothing["precision"], nothing["recall"], nothing["f1"]) == (0, None, 0, 0)
-    clean = detection_scores(scores, np.zeros(100, dtype=int), threshold=1.0)
-    assert clean["recall"] is None and clean["f1"] is None and clean["false_alarms"] == 2
-
-
-def write_nab(tmp_path: Path, series: dict[str, object]) -> Path:
-    """A NAB archive in the mirror's layout holding the given generated series."""
-    path = tmp_path / "data" / "nab" / "NAB_data_labels.tar.gz"
-    path.parent.mkdir(parents=True)
-    windows = {name: s.windows for name, s in series.items()}
-    files = {f"NAB/data/{name}": series_csv(s) for name, s in series.items()}
-    files["NAB/labels/combined_windows.json"] = json.dumps(windows)
-    with tarfile.open(path, "w:gz") as archive:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return tmp_path / "data"
-
-
-def test_nab_archive_is_read_and_a_missing_one_names_where_it_looked(tmp_path, monkeypatch):
-    data_dir = write_nab(tmp_path, {"cat/a.csv": synthetic_series(n=500, seed=2)})
-    series = read_nab(data_dir, "cat/a.csv")
-    assert len(series.values) == 500 and series.labels.sum() > 0
-    with pytest.raises(UserError, match=r"holds no NAB/data/cat/b\.csv"):
-        read_nab(data_dir, "cat/b.csv")
-    with pytest.raises(UserError, match="--series must look like"):
-        read_nab(data_dir, "a.csv")
-    monkeypatch.setenv("DATA_OFFLINE", "1")
-    with pytest.raises(UserError, match=r"looked for .*NAB_data_labels\.tar\.gz.*combined_windows\.json"):
-        read_nab(tmp_path / "empty", "cat/a.csv")
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +72,43 @@ def test_evaluate_and_export_commands_rebuild_the_runs_windows(trained, session_
     assert after["threshold"] == pytest.approx(before["threshold"], abs=1e-6)
 
 
+def test_the_threshold_is_chosen_once_and_export_and_evaluate_read_it_from_the_run(
+    trained, tmp_path, session_dir
+):
+    """state.json holds what training chose; export and evaluate use it as it is, never choosing again."""
+    import shutil
+
+    import tensorflow as tf
+
+    from projects.autoencoder_anomaly import PROJECT
+    from shared.trained import load_state
+
+    state = load_state(PROJECT, trained)
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert state.series == "generated/sine_with_anomalies.csv" and state.threshold_rule == "5sigma"
+    assert state.threshold == metrics["threshold"]
+    assert state.window == json.loads((trained / "hparams.json").read_text())["window"]
+    probationary = synthetic_series(seed=42).values[: metrics["data"]["probationary_rows"]]
+    assert [state.mean, state.std] == pytest.approx([probationary.mean(), probationary.std()])
+
+    def served(run_dir: Path) -> dict[str, np.ndarray]:
+        serve = tf.saved_model.load(str(run_dir / "saved_model")).signatures["serving_default"]
+        with np.load(run_dir / "examples.npz") as examples:
+            outputs = serve(values=tf.constant(examples["values"]))
+        return {key: value.numpy() for key, value in outputs.items()}
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained, run_dir)
+    scores = served(run_dir)["score"]
+    median = float(np.median(scores))  # another threshold, which flags half the rows
+    (run_dir / "state.json").write_text(json.dumps({**dataclasses.asdict(state), "threshold": median}))
+    for command in ("export", "evaluate"):
+        result = run_cli("autoencoder_anomaly", command, str(run_dir), cwd=session_dir)
+        assert result.returncode == 0, result.stderr[-2000:]
+    np.testing.assert_array_equal(served(run_dir)["anomaly"], scores > median)
+    assert json.loads((run_dir / "metrics.json").read_text())["threshold"] == median
+
+
 def test_predict_on_a_clean_series_raises_few_alarms(trained, tmp_path, session_dir):
     clean = tmp_path / "clean.csv"
     clean.write_text(series_csv(synthetic_series(n=2_000, seed=7, anomalies=False)))
@@ -236,16 +159,16 @@ def test_category_trains_every_series_and_writes_one_table(tmp_path, session_dir
     table = pd.read_csv(folder / "category.csv", index_col=0)
     assert list(table.index) == ["s0", "s1", "mean"]
     assert {"pr_auc autoencoder", "pr_auc rolling_zscore", "pr_auc isolation_forest"} <= set(table.columns)
-    assert "Highest mean PR-AUC over 2 series of fake" in (folder / "category.md").read_text()
-
-
-def test_a_probationary_part_too_short_for_the_window_is_a_clear_error(tmp_path, session_dir):
-    args = ("--smoke", "--epochs", "1", "--train-fraction", "0.1", "--hp", "window=256")
-    result = run_cli("autoencoder_anomaly", "train", *args, "--run-dir", str(tmp_path / "r"), cwd=session_dir)
-    assert result.returncode == 2
-    assert "Use a shorter window (--hp window=..., at most 96 here)" in result.stderr, result.stderr[-2000:]
-    result = run_cli("autoencoder_anomaly", "train", "--smoke", "--threshold", "101", cwd=session_dir)
-    assert result.returncode == 2 and "must be max, a percentile in (0, 100] or <k>sigma" in result.stderr
+    assert table.loc["mean"].to_numpy() == pytest.approx(table.loc[["s0", "s1"]].mean().to_numpy(), abs=1e-4)
+    text = (folder / "category.md").read_text()
+    assert [line.split(" |")[0] for line in text.splitlines() if line.startswith("| ")][1:] == [
+        "| s0",
+        "| s1",
+        "| mean",
+    ]  # one table: the header, each series, their mean
+    assert "Highest mean PR-AUC over 2 series of fake" in text
+    config = json.loads((folder / "s1" / "config.json").read_text())["run"]
+    assert config["options"]["series"] == "fake/s1.csv"  # each member trained on its own series
 
 
 def test_tune_searches_the_window_length(tmp_path, session_dir):
@@ -305,13 +228,6 @@ def test_predict_and_category_name_what_is_wrong(trained, tmp_path, session_dir)
         category_series(data_dir, "realKnownCause")
     result = run_cli("autoencoder_anomaly", "category", "fake", "--smoke", cwd=session_dir)
     assert result.returncode == 2 and "--smoke has only one generated series" in result.stderr
-
-
-def test_a_train_fraction_outside_zero_and_one_is_a_clear_error(tmp_path, session_dir):
-    args = ("--smoke", "--train-fraction", "1.5", "--run-dir", str(tmp_path / "r"))
-    result = run_cli("autoencoder_anomaly", "train", *args, cwd=session_dir)
-    assert result.returncode == 2 and "--train-fraction must be between 0 and 1; got 1.5" in result.stderr
-    assert not (tmp_path / "r").exists()  # checked before a run folder is made
 
 
 def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(trained, tmp_path):

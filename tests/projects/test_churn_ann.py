@@ -1,4 +1,5 @@
-"""churn_ann: reading real-world CSV quirks, and training, serving and predicting on generated customers."""
+"""churn_ann through its command line, on a generated Telco-style CSV: training against the baselines,
+serving, predicting, seeds, tune and the page (the CSV reading itself: test_churn_ann_table.py)."""
 
 from __future__ import annotations
 
@@ -9,100 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import tensorflow as tf
 
-from projects.churn_ann.data import (
-    DATASETS,
-    columns_of,
-    frame_of,
-    generate_rows,
-    load,
-    parse_rows,
-    read_csv,
-    write_csv,
-)
-from projects.churn_ann.evaluate import choose_threshold
+from projects.churn_ann.data import columns_of, frame_of, load
+from projects.churn_ann.table import DATASETS, csv_text, generate_rows, read_csv, write_csv
 from shared.config import RunConfig, UserError
 from tests.conftest import last_line, run_cli
 from tests.serving_helpers import check_served_like_in_process
 
 TELCO = DATASETS["telco"]
-
-
-def telco_rows(n: int = 40, seed: int = 0) -> tuple[list[str], list[list[str]]]:
-    return generate_rows(TELCO, n, seed)
-
-
-def test_blank_total_charges_are_filled_from_tenure_and_monthly_charges():
-    header, rows = telco_rows()
-    tenure, monthly, total = (header.index(c) for c in ("tenure", "MonthlyCharges", "TotalCharges"))
-    rows[3][tenure], rows[3][monthly], rows[3][total] = "0", "29.85", " "
-    rows[5][tenure], rows[5][monthly], rows[5][total] = "2", "10", ""
-    table = parse_rows(header, rows, list(range(2, 42)), TELCO, True, "t")
-    assert not table.problems
-    assert table.filled_blanks["TotalCharges"] >= 2
-    assert table.features.loc[3, "TotalCharges"] == 0.0
-    assert table.features.loc[5, "TotalCharges"] == 20.0
-    assert set(table.labels) <= {0, 1} and len(table.labels) == 40
-
-
-def test_bad_rows_are_named_by_line_and_column_and_skipped(tmp_path):
-    header, rows = telco_rows()
-    rows[0][header.index("tenure")] = "twelve"
-    rows[1] = rows[1][:5]  # a short row
-    rows[2][header.index("SeniorCitizen")] = "0.5"
-    rows[3][header.index("Churn")] = "Maybe"
-    rows[4][header.index("Contract")] = ""
-    table = read_csv(write_csv(tmp_path / "c.csv", header, rows), TELCO, need_target=True)
-    assert table.problems == {
-        0: "line 2: column tenure: 'twelve' is not a number",
-        1: f"line 3: 5 fields, the header has {len(header)}",
-        2: "line 4: column SeniorCitizen: '0.5' is not a whole number",
-        3: "line 5: column Churn: 'Maybe' is neither 'Yes' nor 'No'",
-        4: "line 6: column Contract is blank",
-    }
-    assert len(table.features) == len(rows) - 5 and len(table.labels) == len(rows) - 5
-    assert 0 not in table.features.index
-
-
-def test_infinite_numbers_are_bad_rows_and_text_stays_utf8():
-    header, rows = telco_rows()
-    rows[0][header.index("MonthlyCharges")] = "inf"
-    rows[1][header.index("PaymentMethod")] = "Transferencia en España"
-    table = parse_rows(header, rows, list(range(2, 42)), TELCO, True, "t")
-    assert table.problems == {0: "line 2: column MonthlyCharges: 'inf' is not a number"}
-    dataset = tf.data.Dataset.from_tensor_slices((columns_of(table.features, TELCO), table.labels))
-    features, labels = frame_of(dataset)
-    assert features.loc[0, "PaymentMethod"] == "Transferencia en España"
-    assert list(labels) == list(table.labels)
-
-
-def test_a_threshold_cost_must_be_positive():
-    cfg = RunConfig(project="churn_ann", smoke=True, options={"false_negative_cost": 0.0})
-    with pytest.raises(UserError, match="--false-negative-cost must be above 0"):
-        load(cfg)
-
-
-def test_a_missing_column_is_an_error_that_names_it(tmp_path):
-    header, rows = telco_rows()
-    keep = [i for i, name in enumerate(header) if name != "MonthlyCharges"]
-    path = write_csv(tmp_path / "c.csv", [header[i] for i in keep], [[r[i] for i in keep] for r in rows])
-    with pytest.raises(UserError, match="has no column MonthlyCharges"):
-        read_csv(path, TELCO, need_target=True)
-    assert len(read_csv(write_csv(tmp_path / "d.csv", header[:-1], [r[:-1] for r in rows]), TELCO, False).raw)
-
-
-def test_threshold_is_chosen_for_f1_or_for_a_cost():
-    rng = np.random.default_rng(0)
-    labels = (rng.random(2000) < 0.3).astype(int)
-    scores = np.clip(0.3 * labels + rng.normal(0.35, 0.2, 2000), 0, 1)
-    by_f1 = choose_threshold(labels, scores, None)
-    expensive_misses = choose_threshold(labels, scores, 20.0)
-    cheap_misses = choose_threshold(labels, scores, 0.2)
-    assert expensive_misses < by_f1 < cheap_misses
-
-
-# --- through the command line, on a generated Telco-style CSV -------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +76,7 @@ def test_saved_model_takes_raw_columns_and_matches_keras_in_a_fresh_process(trai
     from shared.export import check_in_fresh_process, serve_saved_model
 
     header, rows = generate_rows(TELCO, 20, seed=99)
-    table = parse_rows(header, rows, list(range(2, 22)), TELCO, True, "t")
+    table = read_csv(csv_text(header, rows), TELCO, True, "t")
     columns = columns_of(table.features, TELCO)
     preprocessor = keras.saving.load_model(str(trained / "preprocessor.keras"))
     preprocessor.get_encoded_features()
@@ -229,7 +144,10 @@ def test_seeds_on_the_bank_layout_reports_mean_and_spread(session_dir):
     assert 0.5 < auc["mean"] <= 1 and auc["std"] >= 0
     seeds = [json.loads((folder / f"seed-{s}" / "config.json").read_text())["run"]["seed"] for s in (42, 43)]
     assert seeds == [42, 43]
-    assert "±" in (folder / "summary.md").read_text()
+    assert "# churn_ann over 2 seeds (mean ± std)" in (folder / "seeds.md").read_text()
+    table = pd.read_csv(folder / "seeds.csv", index_col=0)
+    assert list(table.index) == ["seed-42", "seed-43"]
+    assert table["network test_roc_auc"].mean() == pytest.approx(auc["mean"])
 
     # the same folder continues this series: other settings are refused, not mixed into its table
     other = [a if a != "bank" else "telco" for a in args]
@@ -249,39 +167,18 @@ def test_tune_searches_the_batch_size_too(session_dir):
 # --- the other handled mistakes, each fed once ------------------------------------------------------------
 
 
-def test_unreadable_csv_files_are_named(tmp_path):
-    empty = tmp_path / "empty.csv"
-    empty.write_text("")
-    with pytest.raises(UserError, match="is empty; expected a header row"):
-        read_csv(empty, TELCO, need_target=True)
-    latin1 = tmp_path / "latin1.csv"
-    latin1.write_bytes("customerID,gender\n1,Fran\xe7ois\n".encode("latin-1"))
-    with pytest.raises(UserError, match=r"is not UTF-8 text .* save it as UTF-8 CSV"):
-        read_csv(latin1, TELCO, need_target=True)
-    huge = tmp_path / "huge.csv"
-    huge.write_text("customerID,gender\n1," + "x" * 200_000 + "\n")  # past csv's field size limit
-    with pytest.raises(UserError, match="is not a readable CSV"):
-        read_csv(huge, TELCO, need_target=True)
-
-
-def test_too_few_usable_rows_say_why(tmp_path):
-    header, rows = telco_rows(n=40)
-    for row in rows[:35]:
-        row[header.index("tenure")] = "soon"
-    write_csv(tmp_path / "churn" / TELCO.remote.filename, header, rows)
-    with pytest.raises(
-        UserError, match=r"at least 10 of each .* 35 row\(s\) were bad, e\.g\. line 2: column tenure"
-    ):
-        load(RunConfig(project="churn_ann", data_dir=str(tmp_path)))
-
-
 def test_seeds_needs_two_and_predict_needs_an_export(tmp_path):
     import argparse
 
-    from projects.churn_ann import predict, seeds
+    from projects.churn_ann import PROJECT, predict
+    from shared.cli import build_parser, run
 
+    args = build_parser(PROJECT).parse_args(
+        ["seeds", "--n", "1", "--smoke", "--run-dir", str(tmp_path / "s")]
+    )
     with pytest.raises(UserError, match="--n must be at least 2"):
-        seeds.run(argparse.Namespace(n=1))
+        run(PROJECT, args)
+    assert not (tmp_path / "s").exists()  # refused before the series folder is made
     (tmp_path / "config.json").write_text(json.dumps({"run": RunConfig(project="churn_ann").to_json()}))
     (tmp_path / "model.keras").write_text("")
     with pytest.raises(UserError, match="has no saved_model; run `export"):
@@ -290,22 +187,10 @@ def test_seeds_needs_two_and_predict_needs_an_export(tmp_path):
 
 def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(trained, session_dir):
     header, rows = generate_rows(TELCO, 12, seed=98)
-    table = parse_rows(header, rows, list(range(2, 14)), TELCO, True, "t")
+    table = read_csv(csv_text(header, rows), TELCO, True, "t")
     columns = {name: values.copy() for name, values in columns_of(table.features, TELCO).items()}
     columns["TotalCharges"][0] = np.nan  # a blank: JSON's NaN, filled inside the model as in training
     check_served_like_in_process(trained, "churn_ann", columns, cwd=session_dir)
-
-
-def test_the_pages_blank_rules_are_the_datasets_own():
-    """The page fills a blank itself (JSON has no NaN) with export.BLANK_RULES: the rule training uses."""
-    from projects.churn_ann.export import BLANK_RULES
-
-    for spec in DATASETS.values():
-        for name, fill in spec.blank_fills.items():
-            frame = pd.DataFrame({column: [3.0, 0.5, 12.25] for column in spec.numbers})
-            frame[name] = np.nan
-            product = np.prod([frame[column] for column in BLANK_RULES[name]["product_of"]], axis=0)
-            np.testing.assert_array_equal(fill(frame), product)
 
 
 def test_page_info_is_the_trained_vocabulary_medians_and_threshold(trained, data_dir):
@@ -329,15 +214,31 @@ def test_page_info_is_the_trained_vocabulary_medians_and_threshold(trained, data
     assert [c["name"] for c in page["columns"] if "blank" in c] == ["TotalCharges"]
 
 
-def test_export_on_its_own_keeps_the_threshold_evaluation_chose(trained, data_dir, tmp_path):
-    """`export` evaluates nothing: the threshold in page.json comes from the run's metrics.json."""
+def test_the_threshold_is_kept_in_state_json_for_export_and_evaluate(trained, data_dir, tmp_path):
+    """Training chooses the threshold after fitting and keeps it in state.json; export (no data) and a later
+    evaluate (the data) take it from there, neither choosing one again nor reading metrics.json."""
+    from projects.churn_ann import PROJECT
+    from shared.trained import load_state
+
+    state = load_state(PROJECT, trained)
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert state.threshold == metrics["threshold"] and state.dataset == "telco"
+    assert state.threshold_chosen_by == metrics["threshold_chosen_by"] == "max validation F1"
+
     run_dir = tmp_path / "run"
     shutil.copytree(trained, run_dir)
+    saved = json.loads((run_dir / "state.json").read_text())
+    saved["threshold"] = 0.123  # no split would choose this: only the file can have said it
+    (run_dir / "state.json").write_text(json.dumps(saved))
     shutil.rmtree(run_dir / "saved_model")
-    result = run_cli("churn_ann", "export", str(run_dir), "--data-dir", str(data_dir), cwd=tmp_path)
+    result = run_cli("churn_ann", "export", str(run_dir), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     page = json.loads((run_dir / "saved_model" / "assets.extra" / "page.json").read_text())
-    assert page["threshold"] == json.loads((trained / "metrics.json").read_text())["threshold"]
+    assert page["threshold"] == 0.123
+
+    result = run_cli("churn_ann", "evaluate", str(run_dir), "--data-dir", str(data_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["threshold"] == 0.123
 
 
 def test_page_scores_the_form_like_the_rest_api(trained, session_dir):

@@ -77,7 +77,7 @@ def test_two_workers_train_one_model(tmp_path):
     import keras
 
     from projects.mnist_cnn.model import build_model
-    from shared.runner import hyperparameters
+    from shared.hparams import hyperparameters
 
     chief, other = build_model(hyperparameters({})), build_model(hyperparameters({}))
     chief.load_weights(run_dir / "checkpoints" / "best.weights.h5")

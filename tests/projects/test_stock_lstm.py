@@ -1,11 +1,10 @@
-"""stock_lstm: reading prices, the walk-forward splitter, yfinance's empty answers, and training, serving
-and predicting on generated prices: one with a learnable pattern, one a random walk."""
+"""stock_lstm: training, evaluating, serving and predicting on generated prices, one with a learnable
+pattern, one a random walk (what needs no trained model is in test_stock_lstm_parts.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import re
 from pathlib import Path
 
@@ -14,218 +13,14 @@ import pandas as pd
 import pytest
 
 from projects.stock_lstm import data
-from projects.stock_lstm.data import (
-    Fold,
-    Scaler,
-    fold_data,
-    read_prices,
-    synthetic_prices,
-    table_of,
-    walk_forward_folds,
-)
-from projects.stock_lstm.evaluate import backtest, forecast_metrics
-from projects.stock_lstm.features import WARMUP
-from shared.config import UserError
-from shared.data import DatasetMissingError
+from projects.stock_lstm.data import table_of, walk_forward_folds
+from projects.stock_lstm.prices import Prices, read_prices, synthetic_prices
+from shared.config import RunConfig
 from tests.conftest import last_line, run_cli
+from tests.projects.test_stock_lstm_parts import prices_csv
 from tests.serving_helpers import check_served_like_in_process
 
 SMALL_FOLDS = ("--folds", "2", "--fold-days", "200")
-HEADER = "Date,Open,High,Low,Close,Volume\n"
-
-
-def prices_csv(prices: data.Prices, path: Path, rows: slice = slice(None)) -> Path:
-    frame = pd.DataFrame(prices.ohlcv[rows], columns=["Open", "High", "Low", "Close", "Volume"])
-    frame.insert(0, "Date", pd.to_datetime(prices.dates[rows]).strftime("%Y-%m-%d"))
-    frame.to_csv(path, index=False, float_format="%.6f")
-    return path
-
-
-def test_bad_rows_are_dropped_and_named_by_line(tmp_path):
-    path = tmp_path / "p.csv"
-    path.write_text(
-        "\ufeffDate,Open,High,Low,Close,Adj Close,Volume\n"
-        "2020-01-02,10,11,9,10,5,100\n"
-        "2020-01-03,10,11,9,abc,5,100\n"  # line 3
-        "yesterday,10,11,9,10,5,100\n"  # line 4
-        "2020-01-07,10,11,9,0,5,100\n"  # line 5
-        "2020-01-08,10,11,9,10,5,-1\n"  # line 6
-        "2020-01-09,10,11,9,10,,100\n"  # line 7
-        "\n"
-        "2020-01-20,12,13,11,12,6,200\n"  # line 9: 11 days after the last good row
-        "2020-01-16,10,11,9,10,5,100\n"  # line 10: out of order
-        "2020-01-20,99,99,99,99,99,999\n"  # line 11: a repeated date
-        "2020-01-21,10,11\n"  # line 12: too few fields
-        "2020-01-22,10,11,9,10,5,100,7\n"  # line 13: too many
-        "2020-01-23 00:00:00-05:00,12,13,11,12,6,200\n"  # yfinance history(): the day as written
-    )
-    prices = read_prices(path)
-    assert prices.problems == [
-        "line 3: Close 'abc' is not a number",
-        "line 4: Date 'yesterday' is not a date (YYYY-MM-DD)",
-        "line 5: Close is 0: prices must be positive",
-        "line 6: Volume is -1: it cannot be negative",
-        "line 7: Adj Close '' is not a number",
-        "line 12: 3 fields, the header has 7",
-        "line 13: 8 fields, the header has 7",
-    ]
-    assert [str(d) for d in prices.dates] == ["2020-01-02", "2020-01-16", "2020-01-20", "2020-01-23"]
-    assert prices.notes[0] == "dates out of order from line 10; sorted by date"
-    assert "line 11 repeats 2020-01-20; the first row of that date is kept" in prices.notes
-    assert "no rows from 2020-01-02 to 2020-01-16 (14 days)" in prices.notes
-    # Adj Close / Close = 0.5 scales the prices and doubles the volume: a split is no price move
-    np.testing.assert_allclose(prices.ohlcv[-1], [6, 6.5, 5.5, 6, 400])
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("", "found an empty file"),
-        ("Date,Open,High,Low,Volume\n2020-01-02,1,1,1,1\n", "no column Close"),
-        (HEADER + "2020-01-02,1,1,1,1,1\nbad,1,1,1,1,1\n", r"1 usable row\(s\); line 3: Date 'bad'"),
-    ],
-)
-def test_malformed_csvs_are_clear_errors(tmp_path, text, message):
-    path = tmp_path / "p.csv"
-    path.write_text(text)
-    with pytest.raises(UserError, match=message):
-        read_prices(path)
-
-
-def test_walk_forward_never_lets_a_test_day_into_training():
-    prices = synthetic_prices(n=1_500, seed=3)
-    table = table_of(prices)
-    lookback, rng = 20, np.random.default_rng(0)
-    folds = walk_forward_folds(table.samples, lookback, 3, 100)
-    assert [f.test for f in folds] == [(1179, 1279), (1279, 1379), (1379, 1479)]
-    assert folds[-1].test[1] == table.samples  # the last sample with a next day closes the last fold
-    for fold in folds:
-        first_test_day = table.dates[fold.test[0] + 1]  # the first day a forecast is made for
-        # a training sample uses rows up to its own and its target is the next day's return
-        trained_days = table.dates[fold.train[0] - lookback + 1 : fold.validation[1] + 1]
-        assert trained_days.max() < first_test_day and fold.validation[1] == fold.test[0]
-        # prices from the first test day on do not change the scaler or any training window
-        changed = dataclasses.replace(prices, ohlcv=prices.ohlcv.copy())
-        later = slice(fold.test[0] + WARMUP + 1, None)  # price rows from the first test day on
-        changed.ohlcv[later] *= rng.uniform(0.5, 2.0, size=(len(changed.ohlcv[later]), 1))
-        scaler, *fitted = fold_data(table, fold, lookback)
-        scaler2, *fitted2 = fold_data(table_of(changed), fold, lookback)
-        assert scaler.to_json() == scaler2.to_json()
-        for (x, y), (x2, y2) in zip(fitted, fitted2, strict=True):  # training, validation windows
-            np.testing.assert_array_equal(x, x2)
-            np.testing.assert_array_equal(y, y2)
-        seen = (fold.train[0], fold.test[0])  # what the ridge baseline and the historical mean fit on
-        np.testing.assert_array_equal(
-            data.windows(table, scaler, seen, lookback)[1],
-            data.windows(table_of(changed), scaler, seen, lookback)[1],
-        )
-        # ...while the test windows do see the changed days: the check above is not vacuous
-        assert not np.array_equal(
-            data.windows(table, scaler, fold.test, lookback)[0],
-            data.windows(table_of(changed), scaler, fold.test, lookback)[0],
-        )
-    with pytest.raises(UserError, match="Use fewer --folds"):
-        walk_forward_folds(table.samples, lookback, 10, 252)
-
-
-def test_windows_end_at_their_sample_and_target_the_next_day():
-    table = table_of(synthetic_prices(n=400, seed=1))
-    fold = Fold(train=(9, 200), validation=(200, 250), test=(250, 300))
-    scaler = Scaler.fit(table, fold)
-    x, y = data.windows(table, scaler, fold.train, 10)
-    assert x.shape == (191, 10, 6) and y.shape == (191,)
-    np.testing.assert_allclose(x[0, -1], (table.features[9] - scaler.mean) / scaler.std, rtol=1e-5)
-    log_close = np.log(table.close)
-    expected = (log_close[10] - log_close[9] - scaler.target_mean) / scaler.target_std
-    assert y[0] == pytest.approx(expected, rel=1e-5)
-
-
-def test_metrics_and_backtest_on_known_cases():
-    actual = np.array([0.01, -0.02, 0.03, -0.01])
-    perfect = forecast_metrics(actual, actual)
-    assert perfect["rmse_return"] == 0 and perfect["direction_accuracy"] == 1.0
-    # Clopper-Pearson for 4 of 4: four days prove little
-    assert perfect["direction_ci_low"] == pytest.approx(0.025**0.25) and perfect["direction_ci_high"] == 1.0
-    zero = forecast_metrics(np.zeros(4), actual)
-    assert zero["direction_accuracy"] is None and zero["dm_pvalue_vs_persistence"] is None
-    rng = np.random.default_rng(0)
-    days = rng.normal(0, 0.01, 500)
-    assert forecast_metrics(0.5 * days, days)["dm_pvalue_vs_persistence"] < 1e-6  # a real edge
-    assert forecast_metrics(rng.normal(0, 1e-4, 500), days)["dm_pvalue_vs_persistence"] > 0.01  # none
-    hold = backtest(np.ones(4, bool), actual, cost_bps=0)
-    assert hold["cumulative_return"] == pytest.approx(np.prod(np.expm1(actual) + 1) - 1)
-    assert hold["trades"] == 1 and hold["exposure"] == 1.0
-    simple = np.expm1(actual)
-    assert hold["sharpe"] == pytest.approx(simple.mean() / simple.std() * np.sqrt(252))
-    assert hold["max_drawdown"] == pytest.approx(1 - np.prod(1 + simple[:2]) / (1 + simple[0]))
-    timed = backtest(actual > 0, actual, cost_bps=10)  # in on the up days only: 4 changes of position
-    assert timed["trades"] == 4 and timed["max_drawdown"] < hold["max_drawdown"]
-    expected = (1 + np.expm1(0.01) - 0.001) * (1 - 0.001) * (1 + np.expm1(0.03) - 0.001) * (1 - 0.001) - 1
-    assert timed["cumulative_return"] == pytest.approx(expected)
-
-
-class FakeYahoo:
-    """Stands in for yfinance.download: logs like yfinance and returns what it is given."""
-
-    def __init__(self, frame: pd.DataFrame, log: str = ""):
-        self.frame, self.log, self.calls = frame, log, 0
-
-    def __call__(self, ticker, **kwargs):
-        self.calls += 1
-        if self.log:
-            logging.getLogger("yfinance").error(self.log)
-        return self.frame
-
-
-@pytest.mark.parametrize(
-    ("log", "cause"),
-    [
-        (
-            "['SPY']: Failed to perform, curl: (6) Could not resolve host: query2.finance.yahoo.com",
-            "could not reach",
-        ),
-        ("['XQZ']: possibly delisted; no price data found", "an unknown ticker, or none in that range"),
-        ("", "offline, or an unknown ticker"),
-    ],
-)
-def test_yfinance_empty_answer_says_which_and_names_the_file(tmp_path, monkeypatch, log, cause):
-    import yfinance
-
-    fake = FakeYahoo(pd.DataFrame(), log)
-    monkeypatch.setattr(yfinance, "download", fake)
-    path = tmp_path / "stocks" / "XQZ.csv"
-    with pytest.raises(DatasetMissingError, match=cause) as error:
-        data.download_prices("XQZ", None, None, path)
-    assert str(path) in str(error.value) and "--csv" in str(error.value)
-    assert fake.calls == 1 and not path.exists()
-    monkeypatch.setenv("DATA_OFFLINE", "1")
-    with pytest.raises(DatasetMissingError, match="DATA_OFFLINE is set"):
-        data.download_prices("XQZ", None, None, path)
-    assert fake.calls == 1
-
-
-def test_a_download_is_cached_and_the_cache_used_without_network(tmp_path, monkeypatch):
-    import yfinance
-
-    prices = synthetic_prices(n=60, seed=2)
-    frame = pd.DataFrame(prices.ohlcv, columns=["Open", "High", "Low", "Close", "Volume"])
-    frame.index = pd.DatetimeIndex(prices.dates.astype("datetime64[ns]"), name="Date")
-    fake = FakeYahoo(frame)
-    monkeypatch.setattr(yfinance, "download", fake)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    cfg = data.RunConfig(project="stock_lstm", options={"ticker": "abc", "start": "2000-02-01"})
-    first = data.prices_for(cfg)
-    assert (tmp_path / "stocks" / "ABC.csv").is_file() and fake.calls == 1
-    assert str(first.dates[0]) == "2000-02-01"  # --start applies to the cached days
-    assert cfg.options["end"] == str(first.dates[-1])  # config.json records the days the run used
-    again = data.prices_for(cfg)
-    assert fake.calls == 1  # the cached file, no download
-    np.testing.assert_allclose(again.ohlcv, first.ohlcv, rtol=1e-6)
-    late = dataclasses.replace(cfg, options={"ticker": "abc", "start": "2030-01-01"})
-    with pytest.raises(UserError, match=r"nothing from 2030-01-01.*delete it to download another range"):
-        data.prices_for(late)
-    with pytest.raises(UserError, match="'2000-13-01' is not a date"):
-        data.prices_for(dataclasses.replace(cfg, options={"ticker": "abc", "end": "2000-13-01"}))
 
 
 @pytest.fixture(scope="module")
@@ -292,10 +87,8 @@ def test_predict_warns_when_the_cached_prices_are_old(learnable, tmp_path, sessi
 
 
 def test_tune_fits_the_first_fold_and_searches_the_lookback(tmp_path, session_dir):
-    from shared.config import RunConfig
-
     options = {"folds": 2, "fold_days": 200, "fit_fold": "first"}
-    splits = data.load(RunConfig(project="stock_lstm", smoke=True, options=options))
+    splits = data.for_hparams(data.load(RunConfig(project="stock_lstm", smoke=True, options=options)), {})
     first = walk_forward_folds(table_of(splits).samples, 30, 2, 200)[0]
     assert splits.info["windows"]["train"] == first.train[1] - first.train[0]  # the first fold's days
 
@@ -317,18 +110,119 @@ def test_evaluate_command_gives_the_same_numbers(learnable, session_dir):
     assert after["rmse_return"] == pytest.approx(before["rmse_return"], rel=1e-4)
 
 
-def test_claims_no_skill_on_a_random_walk(tmp_path, session_dir):
-    csv = prices_csv(synthetic_prices(n=2_000, seed=5), tmp_path / "walk.csv")
-    run_dir = tmp_path / "walk_run"
+def test_the_state_holds_what_training_fitted_and_evaluate_forecasts_with_it(
+    learnable, tmp_path, session_dir
+):
+    """state.json is what the data made for the run; evaluate forecasts the run's fold with its scaler."""
+    import shutil
+
+    from projects.stock_lstm import PROJECT
+    from shared.run_folder import load_run
+    from shared.trained import load_state
+
+    state = load_state(PROJECT, learnable)
+    hparams = json.loads((learnable / "hparams.json").read_text())
+    assert state == data.for_hparams(data.load(load_run(learnable)), hparams).state
+    prices = synthetic_prices(seed=42, autocorrelation=0.5)  # --smoke's series: every day of it was read
+    assert state.days == [str(prices.dates[0]), str(prices.dates[-1])]
+    metrics = json.loads((learnable / "metrics.json").read_text())
+    assert state.test_period == [metrics["first_test_date"], metrics["last_test_date"]]
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(learnable, run_dir, ignore=shutil.ignore_patterns("saved_model"))
+    config = json.loads((run_dir / "config.json").read_text())
+    config["run"]["epochs"] = 1  # the first fold's model, trained again, is not what is checked
+    (run_dir / "config.json").write_text(json.dumps(config))
+    shifted = {**state.scaler, "target_mean": state.scaler["target_mean"] + 0.01}
+    (run_dir / "state.json").write_text(json.dumps({**dataclasses.asdict(state), "scaler": shifted}))
+    result = run_cli("stock_lstm", "evaluate", str(run_dir), cwd=session_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    before, after = pd.read_csv(learnable / "forecasts.csv"), pd.read_csv(run_dir / "forecasts.csv")
+    run_fold = before["fold"] == 2  # the last fold: the run's own model
+    np.testing.assert_allclose(after["lstm"][run_fold], before["lstm"][run_fold] + 0.01, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def random_walk(session_dir) -> Path:
+    """The run folder of a run trained with --csv on a generated random walk."""
+    csv = prices_csv(synthetic_prices(n=2_000, seed=5), session_dir / "walk.csv")
+    run_dir = session_dir / "walk_run"
     args = ("train", "--csv", str(csv), *SMALL_FOLDS, "--epochs", "15", "--run-dir", str(run_dir))
     result = run_cli("stock_lstm", *args, cwd=session_dir)
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return run_dir
+
+
+def test_claims_no_skill_on_a_random_walk(random_walk):
+    metrics = json.loads((random_walk / "metrics.json").read_text())
     assert metrics["direction_ci_low"] < 0.5 < metrics["direction_ci_high"], metrics
     assert metrics["rmse_ratio_to_persistence"] > 0.98, metrics
     assert metrics["direction_pvalue_vs_always_up"] > 0.01
     # not significantly better than persistence (a worse model claims no skill either)
     assert metrics["rmse_ratio_to_persistence"] >= 1 or metrics["dm_pvalue_vs_persistence"] > 0.01
+
+
+def test_evaluate_reads_the_days_the_run_read_after_the_file_has_grown(random_walk, tmp_path):
+    import shutil
+
+    trained, grown, run_dir = random_walk, tmp_path / "grown.csv", tmp_path / "run"
+    walk, later = synthetic_prices(n=2_000, seed=5), synthetic_prices(n=2_100, seed=6)
+    days = slice(2_000, None)  # the 100 business days after the walk's last
+    both = np.concatenate([walk.dates, later.dates[days]]), np.concatenate([walk.ohlcv, later.ohlcv[days]])
+    prices_csv(Prices("grown", *both), grown)  # the run's 2,000 days, then 100 more
+    shutil.copytree(trained, run_dir, ignore=shutil.ignore_patterns("saved_model"))
+    config = json.loads((run_dir / "config.json").read_text())
+    config["run"]["epochs"] = 1  # the first fold's model, trained again, is not what is checked
+    config["run"]["options"]["csv"] = str(grown)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    result = run_cli("stock_lstm", "evaluate", str(run_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    before, after = (json.loads((d / "metrics.json").read_text()) for d in (trained, run_dir))
+    assert [after[k] for k in ("test_days", "first_test_date", "last_test_date")] == [
+        before[k] for k in ("test_days", "first_test_date", "last_test_date")
+    ]
+    run_fold = pd.read_csv(trained / "forecasts.csv")["fold"] == 2  # the run's own model and scaler
+    np.testing.assert_allclose(
+        pd.read_csv(run_dir / "forecasts.csv")["lstm"][run_fold],
+        pd.read_csv(trained / "forecasts.csv")["lstm"][run_fold],
+        atol=1e-6,
+    )
+
+    prices_csv(walk, grown, slice(0, 1_900))  # the run's last days gone
+    result = run_cli("stock_lstm", "evaluate", str(run_dir), cwd=tmp_path)
+    assert result.returncode == 2 and "no longer holds the days the run read" in result.stderr
+
+
+def test_a_diverged_fold_is_reported_and_its_days_are_not_scored(learnable, tmp_path, capsys):
+    """A refit fold whose loss became NaN: named in the output and metrics.json, its LSTM forecasts NaN in
+    forecasts.csv, its days left out of every score; the other folds' are scored as before."""
+    import shutil
+
+    import keras
+
+    from projects.stock_lstm import PROJECT
+    from shared import cli, fitting
+
+    def diverging(model, train, validation, **settings):
+        history = keras.callbacks.History()
+        history.history = {"loss": [1.0, float("nan")]}
+        return fitting.Fitted(history, diverged=True)
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(learnable, run_dir, ignore=shutil.ignore_patterns("saved_model"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fitting, "fit", diverging)
+        assert cli.main(PROJECT, ["evaluate", str(run_dir)]) == 0
+    assert "warning: fold 1/2: the loss became NaN or infinite after 2 epochs" in capsys.readouterr().out
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    before = json.loads((learnable / "metrics.json").read_text())
+    forecasts, earlier = pd.read_csv(run_dir / "forecasts.csv"), pd.read_csv(learnable / "forecasts.csv")
+    assert metrics["diverged_folds"] == [1] and metrics["test_days"] == 200
+    assert forecasts.loc[forecasts["fold"] == 1, "lstm"].isna().all() and len(forecasts) == 400
+    assert metrics["first_test_date"] == forecasts.loc[forecasts["fold"] == 2, "date"].iloc[0]
+    np.testing.assert_allclose(forecasts["lstm"][200:], earlier["lstm"][200:], atol=1e-6)
+    assert before["diverged_folds"] == [] and before["test_days"] == 400
+    assert list(pd.read_csv(run_dir / "tables" / "folds.csv", index_col=0).index) == ["fold 2"]
 
 
 def test_trains_on_two_cpu_replicas(tmp_path, session_dir):
@@ -338,24 +232,6 @@ def test_trains_on_two_cpu_replicas(tmp_path, session_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["runtime"]["replicas"] == 2 and config["runtime"]["global_batch_size"] == 128
-
-
-def test_missing_data_names_the_file(tmp_path, session_dir):
-    result = run_cli("stock_lstm", "train", "--ticker", "IBM", cwd=tmp_path)
-    assert result.returncode == 2
-    assert str(tmp_path / "no-data" / "stocks" / "IBM.csv") in result.stderr and "--csv" in result.stderr
-
-
-def test_a_refusing_yahoo_and_empty_folds_are_named(tmp_path, monkeypatch):
-    import yfinance
-
-    monkeypatch.setattr(
-        yfinance, "download", FakeYahoo(pd.DataFrame(), "['SPY']: Too Many Requests. Rate limited.")
-    )
-    with pytest.raises(DatasetMissingError, match=r"refused the request \(rate limited\?\)"):
-        data.download_prices("SPY", None, None, tmp_path / "stocks" / "SPY.csv")
-    with pytest.raises(UserError, match="--folds and --fold-days must be positive; got 0 and 252"):
-        walk_forward_folds(2_000, 30, 0, 252)
 
 
 def test_served_over_tf_serving_rest_and_kserve_v2_like_in_process(learnable, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from projects.mnist_cnn import PROJECT
-from shared import runner, strategy, tuning
+from shared import fitting, run_folder, runner, strategy, trained, tuning
 from shared.callbacks import schedule_callback
 from shared.cli import build_parser, config_from_args, main
 from shared.config import RunConfig, UserError, load_hparams_file
@@ -41,22 +41,22 @@ def test_run_folder_that_cannot_be_created(tmp_path):
     (tmp_path / "a_file").write_text("")
     cfg = RunConfig(project="p", run_dir=str(tmp_path / "a_file" / "run"))
     with pytest.raises(UserError, match="cannot create the run folder"):
-        runner.prepare_run_dir(cfg, {})
+        run_folder.prepare_run_dir(cfg, {})
 
 
 def test_run_folders_that_are_not_finished_runs(tmp_path):
     with pytest.raises(UserError, match="is not a run folder"):
-        runner.load_run(tmp_path)
+        run_folder.load_run(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"run": RunConfig(project="p").to_json()}))
     with pytest.raises(UserError, match="the run did not finish"):
-        runner.load_run(tmp_path)
+        run_folder.load_run(tmp_path)
     (tmp_path / "model.keras").write_bytes(b"")
     (tmp_path / "config.json").write_text('{"run": ')
     with pytest.raises(UserError, match=r"cannot read .*config\.json"):
-        runner.load_run(tmp_path)
+        run_folder.load_run(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"run": {"project": "p", "colour": "red"}}))
     with pytest.raises(UserError, match="not a run config this version can read"):
-        runner.load_run(tmp_path)
+        run_folder.load_run(tmp_path)
 
 
 def test_an_unreadable_best_checkpoint_keeps_the_last_weights(tmp_path, capsys):
@@ -64,10 +64,10 @@ def test_an_unreadable_best_checkpoint_keeps_the_last_weights(tmp_path, capsys):
     before = [w.copy() for w in model.get_weights()]
     corrupt = tmp_path / "best.weights.h5"
     corrupt.write_bytes(b"half a file")
-    assert runner.load_best_weights(model, corrupt) is False
+    assert fitting.load_best_weights(model, corrupt) is False
     assert "is unreadable" in capsys.readouterr().out
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
-    assert runner.load_best_weights(model, tmp_path / "none.weights.h5") is False
+    assert fitting.load_best_weights(model, tmp_path / "none.weights.h5") is False
 
 
 def test_a_file_error_anywhere_is_one_line(tmp_path, capsys):
@@ -145,7 +145,36 @@ def test_a_run_without_its_saved_preprocessor(tmp_path):
     dataset = tf.data.Dataset.from_tensor_slices((np.zeros(2), np.zeros(2)))
     splits = Splits(dataset, dataset, dataset, preprocessor=keras.layers.Identity())
     with pytest.raises(UserError, match=r"has no preprocessor\.keras: the run did not finish"):
-        runner.with_saved_preprocessor(splits, tmp_path)
+        runner.as_trained(PROJECT, splits, tmp_path)
+
+
+def test_a_run_state_missing_or_from_another_version_is_named(tmp_path):
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Kept:
+        vocabulary: list
+        threshold: float
+
+    project = dataclasses.replace(PROJECT, state_type=Kept)
+    with pytest.raises(UserError, match=r"has no state\.json: the run did not finish"):
+        trained.load_state(project, tmp_path)
+    (tmp_path / "state.json").write_text('{"vocabulary": ["a"], "mean": 0.5}')
+    with pytest.raises(UserError, match="missing: threshold; unknown: mean"):
+        trained.load_state(project, tmp_path)
+    (tmp_path / "state.json").write_text('{"vocabulary": ["a"], "threshold": 0.5}')
+    assert trained.load_state(project, tmp_path) == Kept(["a"], 0.5)
+
+
+def test_export_examples_must_not_need_pickle(tmp_path):
+    import dataclasses
+
+    from shared.project import Splits
+
+    dataset = tf.data.Dataset.from_tensor_slices((np.zeros(2), np.zeros(2)))
+    project = dataclasses.replace(PROJECT, examples=lambda splits: {"rows": np.array([{"a": 1}])})
+    with pytest.raises(TypeError, match="example input 'rows' must be numbers, str or bytes"):
+        trained.save(project, Splits(dataset, dataset, dataset), tmp_path)
 
 
 def test_export_version_needs_a_serving_dir(tmp_path, capsys):

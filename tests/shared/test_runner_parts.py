@@ -10,16 +10,16 @@ import pytest
 import tensorflow as tf
 
 from projects.mnist_cnn.model import build_model
-from shared import reporting, runner
+from shared import fitting, hparams, reporting, run_folder, runner
 from shared.callbacks import CosineDecayByEpoch, ResumableEarlyStopping, best_so_far
 from shared.config import RunConfig, UserError
 from shared.project import Project, Splits
 
 
 def test_hparams_replace_defaults_and_are_checked():
-    hp = runner.hyperparameters({"filters": 16, "augment": False})
+    hp = hparams.hyperparameters({"filters": 16, "augment": False})
     model = build_model(hp)
-    assert runner.check_hyperparameters(hp, {"filters": 16, "augment": False}) == {
+    assert hparams.check_hyperparameters(hp, {"filters": 16, "augment": False}) == {
         "filters": 16,
         "augment": False,
     }
@@ -32,12 +32,12 @@ def test_unknown_or_mistyped_hparams_are_named():
     from projects.mnist_cnn import PROJECT
 
     with pytest.raises(UserError, match=r"unknown hyperparameter\(s\) filtres; this model has: .*filters"):
-        runner.build_checked(PROJECT, {"filtres": 16}, None)
+        hparams.build_checked(PROJECT, {"filtres": 16}, None)
     with pytest.raises(UserError, match="filters must be int, got 'many'"):  # breaks the build itself
-        runner.build_checked(PROJECT, {"filters": "many"}, None)
+        hparams.build_checked(PROJECT, {"filters": "many"}, None)
     with pytest.raises(UserError, match="augment must be bool"):
-        runner.build_checked(PROJECT, {"augment": 1}, None)
-    _model, hp = runner.build_checked(PROJECT, {"learning_rate": 1}, None)  # a whole number is a fine float
+        hparams.build_checked(PROJECT, {"augment": 1}, None)
+    _model, hp = hparams.build_checked(PROJECT, {"learning_rate": 1}, None)  # a whole number is a fine float
     assert hp.values["learning_rate"] == 1.0 and isinstance(hp.values["learning_rate"], float)
 
 
@@ -99,7 +99,7 @@ def nan_project() -> Project:
 
 def test_a_nan_loss_stops_the_run_loudly(tmp_path):
     cfg = RunConfig(project="nan_demo", run_dir=str(tmp_path / "run"), epochs=3, batch_size=8)
-    with pytest.raises(runner.TrainingDivergedError, match="NaN"):
+    with pytest.raises(fitting.TrainingDivergedError, match="NaN"):
         runner.train(nan_project(), cfg)
     assert not (tmp_path / "run" / "metrics.json").exists()
 
@@ -120,15 +120,15 @@ def test_report_embeds_plots_and_metrics(tmp_path):
 
 
 def test_run_folders_latest_link_and_same_second_starts(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "RUNS_ROOT", tmp_path / "runs")
+    monkeypatch.setattr(run_folder, "RUNS_ROOT", tmp_path / "runs")
     cfg = RunConfig(project="demo")
-    first, resuming = runner.prepare_run_dir(cfg, {})
-    second, _ = runner.prepare_run_dir(cfg, {})
+    first, resuming = run_folder.prepare_run_dir(cfg, {})
+    second, _ = run_folder.prepare_run_dir(cfg, {})
     assert not resuming and first != second, "two runs started in the same second share no folder"
     latest = tmp_path / "runs" / "demo" / "latest"
     assert latest.resolve() == second.resolve()
 
-    again, resuming = runner.prepare_run_dir(RunConfig(project="demo", run_dir=str(latest)), {})
+    again, resuming = run_folder.prepare_run_dir(RunConfig(project="demo", run_dir=str(latest)), {})
     assert resuming and again == second.resolve(), (
         "--run-dir runs/<project>/latest resumes the run it points at"
     )

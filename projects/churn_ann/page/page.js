@@ -137,8 +137,7 @@ async function main() {
     note.textContent = `The decision uses the run's threshold, ${threshold.toFixed(3)}, chosen on the validation ` +
       `split (${info.threshold_chosen_by}): a probability at or above it means likely to churn.`;
   } else {
-    note.textContent = "This export records no threshold: the run chooses it on the validation split while " +
-      "it evaluates, and only train evaluates before it exports. The decision uses 0.5.";
+    note.textContent = "This export records no threshold: the decision uses 0.5.";
   }
   form.addEventListener("submit", (event) => {
     event.preventDefault();
