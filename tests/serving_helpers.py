@@ -20,6 +20,9 @@ import numpy as np
 
 from tests.conftest import cli_env
 
+# the toy model's example inputs: five 4x4 uint8 images
+IMAGES = np.random.default_rng(0).integers(0, 256, (5, 4, 4)).astype(np.uint8)
+
 
 def save_toy_model(path: Path, scale: float = 1.0) -> Path:
     """A SavedModel with one signature per kind of input the projects have: uint8 arrays (the default),
@@ -272,3 +275,13 @@ def check_served_like_in_process(
 
 
 V2_TYPES = {"uint8": "UINT8", "int32": "INT32", "int64": "INT64", "float32": "FP32", "bool": "BOOL"}
+
+
+def client_for(repository, **settings):
+    """An in-process test client of the server on `repository`, with these ServerSettings."""
+    from starlette.testclient import TestClient
+
+    from shared.serving.app import create_app
+    from shared.serving.dataplane import ServerSettings
+
+    return TestClient(create_app(repository, ServerSettings(**settings)))
