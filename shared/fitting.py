@@ -11,12 +11,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import tensorflow as tf
 
 from shared import callbacks as cb
-from shared.config import UserError
+from shared.config import RunConfig, UserError
+from shared.project import Project
 
 
 class TrainingDivergedError(UserError):
@@ -42,6 +44,17 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self.start
+
+
+def settings(project: Project, cfg: RunConfig) -> dict[str, Any]:
+    """`fit`'s settings for a run of `project` with `cfg`: its epochs, objective, schedule and patience."""
+    return {
+        "epochs": cfg.epochs,
+        "monitor": project.objective,
+        "mode": project.objective_direction,
+        "lr_schedule": cfg.lr_schedule,
+        "patience": cfg.early_stopping_patience,
+    }
 
 
 def fit(

@@ -1,7 +1,7 @@
 """The small protocol every project implements so the shared runner can drive it.
 
 A project module builds one `Project` from its own `data`, `model`, `evaluate` and `export` functions;
-`python -m projects.<name>` hands it to `shared.cli.main`.
+`python -m projects.<name>` hands it to `shared.cli.main`. docs/adding_a_project.md builds one step by step.
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ class Project:
     # before the standard set, so BackupAndRestore still marks an epoch done last
     callbacks: Callable[[Splits, Path], list[keras.callbacks.Callback]] | None = None
     # after `fit` has reloaded the best epoch's weights, before evaluation and saving: a last fitting step
-    # that is not gradient descent (the GAN's code shares); what it returns goes into metrics.json
+    # that is not gradient descent (the GAN's code shares, a threshold chosen on held-out data and set on
+    # `splits.state`, which is saved after it); what it returns goes into metrics.json
     after_fit: Callable[[keras.Model, Splits], dict[str, Any]] | None = None
     # more names for the serving signature in the SavedModel, beside serving_default (e.g. "generate")
     signature_aliases: tuple[str, ...] = ()

@@ -84,16 +84,7 @@ def train(project: Project, cfg: RunConfig) -> Path:
 
     own = project.callbacks(splits, run_dir) if project.callbacks is not None and is_chief else []
     fitted = fitting.fit(
-        model,
-        train_ds,
-        val_ds,
-        epochs=cfg.epochs,
-        monitor=project.objective,
-        mode=project.objective_direction,
-        lr_schedule=cfg.lr_schedule,
-        patience=cfg.early_stopping_patience,
-        run_dir=run_dir,
-        callbacks=own,
+        model, train_ds, val_ds, **fitting.settings(project, cfg), run_dir=run_dir, callbacks=own
     )
     if fitted.diverged:
         shutil.rmtree(run_dir / "backup", ignore_errors=True)  # never resume from diverged weights

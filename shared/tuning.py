@@ -56,13 +56,13 @@ class SearchModel(kt.HyperModel):
             model,
             train,
             validation,
-            epochs=kwargs.get("epochs", cfg.epochs),
+            **{
+                **fitting.settings(project, cfg),
+                "epochs": kwargs.get("epochs", cfg.epochs),  # Hyperband's, for its trials
+                # a trial needs only enough epochs to be compared, not the run's full patience
+                "patience": max(2, cfg.early_stopping_patience),
+            },
             initial_epoch=kwargs.get("initial_epoch", 0),
-            monitor=project.objective,
-            mode=project.objective_direction,
-            lr_schedule=cfg.lr_schedule,
-            # a trial needs only enough epochs to be compared, not the run's full patience
-            patience=max(2, cfg.early_stopping_patience),
             callbacks=list(callbacks),
             verbose=kwargs.get("verbose", "auto"),
         )

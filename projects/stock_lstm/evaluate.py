@@ -129,14 +129,4 @@ def fit_fold(
     replicas = model.distribute_strategy.num_replicas_in_sync
     _, train_ds, validation_ds = pipelines(Splits(*folds, folds[1]), values, cfg, replicas)
 
-    return fitting.fit(
-        model,
-        train_ds,
-        validation_ds,
-        epochs=cfg.epochs,
-        monitor=project.objective,
-        mode=project.objective_direction,
-        lr_schedule=cfg.lr_schedule,
-        patience=cfg.early_stopping_patience,
-        verbose=0,
-    )
+    return fitting.fit(model, train_ds, validation_ds, **fitting.settings(project, cfg), verbose=0)
