@@ -65,31 +65,6 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-# Every project's smoke training for the tests all projects share (tests/shared/test_projects.py): short,
-# on tiny generated data; a project's own tests may train it their own way too.
-SMOKE_TRAINING = {
-    "mnist_cnn": ("--epochs", "3", "--batch-size", "64"),
-    "churn_ann": ("--epochs", "2"),
-    "imdb_gru": ("--epochs", "1"),
-    "cats_dogs_vgg16": ("--weights", "none", "--image-size", "32", "--epochs", "2", "--batch-size", "16"),
-    "stock_lstm": ("--epochs", "2", "--folds", "2", "--fold-days", "40"),
-    "char_lstm": ("--epochs", "1"),
-    "mnist_gan": ("--epochs", "1", "--batch-size", "64"),
-    "autoencoder_anomaly": ("--epochs", "2"),
-}
-
-
-def smoke_trained(session_dir: Path, project: str) -> Path:
-    """`project`'s smoke run (SMOKE_TRAINING), trained once per test session and shared."""
-    run_dir = session_dir / f"{project}_smoke"
-    if not (run_dir / "saved_model").is_dir():
-        args = ("train", "--smoke", *SMOKE_TRAINING[project], "--run-dir", str(run_dir))
-        result = run_cli(project, *args, cwd=session_dir)
-        assert result.returncode == 0, result.stderr[-3000:]
-        assert last_line(result.stdout) == str(run_dir), "train must print the run folder last"
-    return run_dir
-
-
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
     """In-process tests see no cluster and no data folder from the machine they run on."""

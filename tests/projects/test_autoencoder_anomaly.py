@@ -15,6 +15,7 @@ import pytest
 from projects.autoencoder_anomaly.series import synthetic_series
 from shared.config import UserError
 from tests.conftest import last_line, run_cli
+from tests.project_checks import check_run_folder_is_all_it_needs
 from tests.projects.test_autoencoder_anomaly_parts import series_csv, write_nab
 from tests.serving_helpers import check_served_like_in_process
 
@@ -334,3 +335,7 @@ def test_page_shades_the_flagged_stretches_and_names_what_is_wrong_with_a_csv(tr
         assert scored_on_the_page(driver, url, good) == flags  # the page still works
         assert not driver.find_element(By.ID, "error").is_displayed()
         on_a_phone(driver, "autoencoder_anomaly")
+
+
+def test_the_run_folder_is_all_the_model_needs(trained, tmp_path):
+    check_run_folder_is_all_it_needs("autoencoder_anomaly", trained, tmp_path)

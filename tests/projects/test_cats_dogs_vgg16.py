@@ -29,6 +29,7 @@ from tests.browser import (
     wait_for,
 )
 from tests.conftest import last_line, run_cli
+from tests.project_checks import check_run_folder_is_all_it_needs
 from tests.projects.test_cats_dogs_vgg16_parts import BAD_FILES, make_filtered_zip, pets
 from tests.serving_helpers import b64, check_served_like_in_process, request, running_server
 
@@ -290,3 +291,7 @@ def test_page_shows_the_answer_and_where_the_model_looked(trained, tmp_path):
         labelled(driver)
         screenshot(driver, "cats_dogs_vgg16")
         on_a_phone(driver, "cats_dogs_vgg16")
+
+
+def test_the_run_folder_is_all_the_model_needs(trained, tmp_path):
+    check_run_folder_is_all_it_needs("cats_dogs_vgg16", trained[1], tmp_path)

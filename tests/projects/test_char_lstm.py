@@ -16,6 +16,7 @@ from projects.char_lstm.generate import Generator, check_request, generate
 from shared.config import RunConfig
 from shared.trained import load_state
 from tests.conftest import last_line, run_cli
+from tests.project_checks import check_run_folder_is_all_it_needs
 from tests.serving_helpers import check_served_like_in_process
 
 SMALL = ("--hp", "units=128", "--hp", "layers=1", "--batch-size", "16")
@@ -326,3 +327,7 @@ def request_text(url: str) -> str:
 
     with urllib.request.urlopen(url, timeout=10) as reply:
         return reply.read().decode()
+
+
+def test_the_run_folder_is_all_the_model_needs(trained, tmp_path):
+    check_run_folder_is_all_it_needs("char_lstm", trained, tmp_path)

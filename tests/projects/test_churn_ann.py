@@ -15,6 +15,7 @@ from projects.churn_ann.data import columns_of, frame_of, load
 from projects.churn_ann.table import DATASETS, csv_text, generate_rows, read_csv, write_csv
 from shared.config import RunConfig, UserError
 from tests.conftest import last_line, run_cli
+from tests.project_checks import check_run_folder_is_all_it_needs
 from tests.serving_helpers import check_served_like_in_process
 
 TELCO = DATASETS["telco"]
@@ -318,3 +319,7 @@ def scored(driver, url: str, count: int, threshold: float) -> dict:
     assert f"{threshold:.3f}" in text_of(driver, "#threshold")
     assert not driver.find_element(By.ID, "error").is_displayed()
     return exchange
+
+
+def test_the_run_folder_is_all_the_model_needs(trained, tmp_path):
+    check_run_folder_is_all_it_needs("churn_ann", trained, tmp_path)

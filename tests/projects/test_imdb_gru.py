@@ -18,6 +18,7 @@ import tensorflow as tf
 from projects.imdb_gru.data import Reviews, read_reviews, standardize, validation_split
 from shared.config import UserError
 from tests.conftest import last_line, run_cli
+from tests.project_checks import check_run_folder_is_all_it_needs
 from tests.serving_helpers import check_served_like_in_process
 
 # a short budget: 60 tokens, a small GRU; the generated reviews are at most ~65 words long
@@ -344,3 +345,7 @@ def test_page_scores_the_review_as_it_is_typed_and_only_the_latest(trained, tmp_
         assert driver.find_element(By.ID, "hint").is_displayed()  # asks for a review
         assert not driver.find_element(By.ID, "error").is_displayed()
         assert len(exchanges(driver)) == sent  # nothing is sent for an empty box
+
+
+def test_the_run_folder_is_all_the_model_needs(trained, tmp_path):
+    check_run_folder_is_all_it_needs("imdb_gru", trained, tmp_path)

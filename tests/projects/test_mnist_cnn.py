@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 
 from projects.mnist_cnn.predict import to_mnist
-from tests.conftest import REPO, SMOKE_TRAINING, cli_command, cli_env, last_line, run_cli, smoke_trained
+from tests.conftest import REPO, cli_command, cli_env, last_line, run_cli
+from tests.project_checks import check_run_folder_is_all_it_needs
 from tests.serving_helpers import check_served_like_in_process, request, running_server
 
-SMOKE = ("--smoke", *SMOKE_TRAINING["mnist_cnn"])
+SMOKE = ("--smoke", "--epochs", "3", "--batch-size", "64")
 
 
 def check_finished_run(run_dir: Path, min_accuracy: float = 0.5) -> dict:
@@ -48,7 +49,11 @@ def check_finished_run(run_dir: Path, min_accuracy: float = 0.5) -> dict:
 
 @pytest.fixture(scope="module")
 def smoke_run(session_dir) -> Path:
-    return smoke_trained(session_dir, "mnist_cnn")  # SMOKE, shared with tests/shared/test_projects.py
+    run_dir = session_dir / "mnist_one_device"
+    result = run_cli("mnist_cnn", "train", *SMOKE, "--run-dir", str(run_dir), cwd=session_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert last_line(result.stdout) == str(run_dir), "train must print the run folder last"
+    return run_dir
 
 
 def test_smoke_train_on_one_device(smoke_run):
@@ -371,3 +376,7 @@ def test_the_page_classifies_a_drawn_digit_and_a_dropped_file_like_the_rest_api(
         assert browser.text_of(driver, "#answer") == "-"
         browser.labelled(driver)
         browser.on_a_phone(driver, "mnist_cnn")
+
+
+def test_the_run_folder_is_all_the_model_needs(smoke_run, tmp_path):
+    check_run_folder_is_all_it_needs("mnist_cnn", smoke_run, tmp_path)

@@ -15,6 +15,7 @@ import tensorflow as tf
 from projects.mnist_gan import generate
 from shared.config import UserError
 from tests.conftest import run_cli
+from tests.project_checks import check_run_folder_is_all_it_needs
 from tests.serving_helpers import check_served_like_in_process
 
 SMOKE = ("--smoke", "--epochs", "2", "--batch-size", "64")
@@ -258,3 +259,7 @@ def test_page_draws_the_digit_chosen_from_the_conditional_model(conditional_run,
         labelled(driver)
         screenshot(driver, "mnist_gan")
         on_a_phone(driver, "mnist_gan")
+
+
+def test_the_run_folder_is_all_the_model_needs(conditional_run, tmp_path):
+    check_run_folder_is_all_it_needs("mnist_gan", conditional_run, tmp_path)

@@ -17,6 +17,7 @@ from projects.stock_lstm.data import table_of, walk_forward_folds
 from projects.stock_lstm.prices import Prices, read_prices, synthetic_prices
 from shared.config import RunConfig
 from tests.conftest import last_line, run_cli
+from tests.project_checks import check_run_folder_is_all_it_needs
 from tests.projects.test_stock_lstm_parts import prices_csv
 from tests.serving_helpers import check_served_like_in_process
 
@@ -326,3 +327,7 @@ def forecast_shown(driver, url: str, count: int, act) -> dict:
     assert float(text_of(driver, "#close")) == pytest.approx(reply["close_forecast"], abs=0.005)
     assert float(text_of(driver, "#log-return")) == pytest.approx(reply["log_return"], abs=5e-6)
     return exchange
+
+
+def test_the_run_folder_is_all_the_model_needs(learnable, tmp_path):
+    check_run_folder_is_all_it_needs("stock_lstm", learnable, tmp_path)

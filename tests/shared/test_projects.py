@@ -1,24 +1,20 @@
-"""What every project promises: each package keeps the protocol the harness drives (`shared/project.py`),
-and, on each one's smoke run, the run folder is all its model needs."""
+"""Every package under projects/ keeps the protocol the harness drives (`shared/project.py`), and its tests
+check on a trained run that the run folder is all its model needs (tests/project_checks.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
 import inspect
-import json
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from shared import cli, trained
 from shared.project import Project
-from tests.conftest import SMOKE_TRAINING, run_cli, smoke_trained
+from tests.project_checks import CHECK
 
-PROJECTS = sorted(SMOKE_TRAINING)
 PACKAGES = Path(__file__).resolve().parents[2] / "projects"
+TESTS = Path(__file__).resolve().parents[1] / "projects"
 DIRECTIONS = ("min", "max")
 
 
@@ -100,7 +96,11 @@ def _takes(function, count: int) -> bool:
 def test_every_package_keeps_the_protocol(name):
     found = problems(name)
     assert not found, f"projects/{name} breaks the protocol (see shared/project.py):\n  " + "\n  ".join(found)
-    assert name in SMOKE_TRAINING, f"add {name}'s smoke training flags to SMOKE_TRAINING in tests/conftest.py"
+    tests = [path.read_text() for path in TESTS.glob(f"test_{name}*.py")]
+    assert any(f"{CHECK}(" in text for text in tests), (
+        f"tests/projects/test_{name}.py must call tests.project_checks.{CHECK}({name!r}, RUN, tmp_path) "
+        "on a run it trained"
+    )
 
 
 def test_the_protocol_check_names_what_is_wrong(tmp_path):
@@ -118,56 +118,3 @@ def test_the_protocol_check_names_what_is_wrong(tmp_path):
 
 def project_of(name: str):
     return importlib.import_module(f"projects.{name}").PROJECT
-
-
-def signature_answers(saved_model: Path, examples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    import tensorflow as tf
-
-    serve = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
-    return {
-        key: value.numpy() for key, value in serve(**{k: tf.constant(v) for k, v in examples.items()}).items()
-    }
-
-
-def no_data(cfg):
-    raise AssertionError("export read the data; it must need only the run folder")
-
-
-@pytest.mark.parametrize("name", PROJECTS)
-def test_export_needs_only_the_run_folder_and_evaluate_names_the_missing_data(name, session_dir, tmp_path):
-    run_dir = tmp_path / "run"
-    shutil.copytree(smoke_trained(session_dir, name), run_dir)
-    project = project_of(name)
-    kept = trained.load(project, run_dir)
-    if project.state_type is not None:
-        assert dataclasses.is_dataclass(kept.state), "state.json must read back as the project's state"
-    saved = run_dir / "saved_model"
-    page_before = json.loads((saved / "assets.extra" / "page.json").read_text())
-    inputs = project.serving_endpoint(keras_model(run_dir), kept)[2]
-    before = signature_answers(saved, inputs)
-    shutil.rmtree(saved)
-
-    assert cli.main(dataclasses.replace(project, load_data=no_data), ["export", str(run_dir)]) == 0
-    after = signature_answers(saved, inputs)
-    assert before.keys() == after.keys()
-    for key in before:
-        np.testing.assert_array_equal(before[key], after[key], err_msg=f"{name}: output {key} changed")
-    assert json.loads((saved / "assets.extra" / "page.json").read_text()) == page_before
-
-    # the same run as if trained on real data that is gone: evaluate needs it, and says where it looked
-    config = json.loads((run_dir / "config.json").read_text())
-    config["run"]["smoke"] = False
-    (run_dir / "config.json").write_text(json.dumps(config))
-    empty = tmp_path / "gone"
-    empty.mkdir()
-    result = run_cli(name, "evaluate", str(run_dir), "--data-dir", str(empty), cwd=tmp_path)
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert "evaluate needs the run's test data" in result.stderr and str(empty) in result.stderr, (
-        result.stderr
-    )
-
-
-def keras_model(run_dir: Path):
-    import keras
-
-    return keras.models.load_model(str(run_dir / "model.keras"), compile=False)
